@@ -1,0 +1,75 @@
+//! Pipet's `/groups/identify` (§6.3) over raw request values: the one place that turns text
+//! parameters into a request and an evaluation into Pipet's `data` object. The command line and
+//! the server both use it, so they answer alike.
+
+use std::borrow::Cow;
+
+use crate::compile::Matrix;
+use crate::force::ForceGroups;
+use crate::schema::RequestError;
+
+/// An identify request, with values already extracted from wherever they came.
+#[derive(Debug, Clone, Default)]
+pub struct IdentifyParams {
+    /// Identifier type and raw value, in request order (the first of a type wins).
+    pub identifiers: Vec<(String, String)>,
+    /// Context variable name and raw text.
+    pub context: Vec<(String, String)>,
+    /// The `test` parameter: `None` when absent (every test), else the raw comma-separated list.
+    pub tests: Option<String>,
+    /// The `prforceGroups` parameter.
+    pub force_groups: Option<String>,
+    /// Honour payload forcing and default modes too (Pipet keeps only the test-to-bucket map).
+    pub full_force: bool,
+    /// The request time, for `proctor:now()`.
+    pub now_millis: Option<i64>,
+    /// A random number for RANDOM tests (Pipet always enables them).
+    pub random_seed: Option<u64>,
+}
+
+/// Splits the `test` parameter as Guava's trimming, empty-dropping splitter does.
+pub fn split_test_names(raw: &str) -> Vec<String> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+/// Answers `/groups/identify`: Pipet's `data` object (`groups`, `context`, `audit`), or the
+/// status and message Pipet would refuse the request with.
+pub fn identify(matrix: &Matrix, params: &IdentifyParams) -> Result<serde_json::Value, RequestError> {
+    let schema = matrix.schema();
+    let raw_context: Vec<(&str, &str)> = params.context.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let context = schema.convert_context(
+        |name, _| raw_context.iter().find(|(k, _)| *k == name).map(|(_, v)| *v),
+        &raw_context,
+    )?;
+    let identifiers = schema.check_identifiers(&params.identifiers)?;
+    let force = params.force_groups.as_deref().map(|f| {
+        if params.full_force {
+            ForceGroups::parse(f)
+        } else {
+            ForceGroups::parse_pipet(f)
+        }
+    });
+    let mut request = matrix.request();
+    for (type_name, value) in &identifiers {
+        if let Some(slot) = matrix.identifier_slot(type_name) {
+            request.identifiers[slot] = Some(Cow::Borrowed(value));
+        }
+    }
+    for (name, value) in &context {
+        if let Some(slot) = matrix.variable_slot(name) {
+            request.context[slot] = Some(value.clone());
+        }
+    }
+    request.force = force.as_ref().filter(|f| !f.is_empty());
+    request.tests = params.tests.as_deref().map(split_test_names);
+    request.now_millis = params.now_millis;
+    request.random_seed = params.random_seed;
+    let evaluation = matrix.evaluate(&request);
+    let context_json: serde_json::Map<String, serde_json::Value> =
+        context.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+    Ok(serde_json::json!({
+        "groups": evaluation.groups_json(),
+        "context": context_json,
+        "audit": matrix.audit().to_json(),
+    }))
+}
