@@ -35,6 +35,14 @@ pub fn split_test_names(raw: &str) -> Vec<String> {
 /// Answers `/groups/identify`: Pipet's `data` object (`groups`, `context`, `audit`), or the
 /// status and message Pipet would refuse the request with.
 pub fn identify(matrix: &Matrix, params: &IdentifyParams) -> Result<serde_json::Value, RequestError> {
+    identify_explained(matrix, params).map(|(data, _)| data)
+}
+
+/// Like [`identify`], plus how each evaluated test's result was reached, sorted by test name.
+pub fn identify_explained(
+    matrix: &Matrix,
+    params: &IdentifyParams,
+) -> Result<(serde_json::Value, Vec<(String, serde_json::Value)>), RequestError> {
     let schema = matrix.schema();
     let raw_context: Vec<(&str, &str)> = params.context.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let context = schema.convert_context(
@@ -67,9 +75,11 @@ pub fn identify(matrix: &Matrix, params: &IdentifyParams) -> Result<serde_json::
     let evaluation = matrix.evaluate(&request);
     let context_json: serde_json::Map<String, serde_json::Value> =
         context.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
-    Ok(serde_json::json!({
+    let data = serde_json::json!({
         "groups": evaluation.groups_json(),
         "context": context_json,
         "audit": matrix.audit().to_json(),
-    }))
+    });
+    let reasons = evaluation.results.iter().map(|a| (a.test.to_string(), a.reason.to_json())).collect();
+    Ok((data, reasons))
 }

@@ -1,11 +1,35 @@
-//! Proctor's rule language (EL 2.2 subset): interface placeholder, replaced by the rule module.
+//! Proctor's rule language: EL 2.2 expressions as Proctor evaluates them (reference §3).
+//!
+//! A rule is compiled once, when its matrix loads: it is parsed (with spans for diagnostics),
+//! its names are resolved against the test's constants and the schema's context variables, its
+//! result type is checked, constant subexpressions are folded, and it is evaluated once with
+//! dummy values as Proctor's `RuleVerifyUtils` does. Evaluation then needs no name lookups and
+//! allocates nothing in the common cases. Regular expressions run in linear time.
+//!
+//! Map: [`lexer`] tokens, [`parser`] syntax tree, [`compile`] checks and folding, [`eval`]
+//! operators and coercions, [`functions`] the libraries, [`version`] `ReleaseVersion`.
 
 use indexmap::IndexMap;
 
 use crate::schema::ContextType;
 use crate::value::Value;
 
+mod compile;
+mod eval;
+mod functions;
+mod lexer;
+mod parser;
 pub mod version;
+
+use compile::{Compiler, StaticType};
+use eval::Node;
+use parser::{parse_composite, Part};
+
+/// The longest rule accepted, in bytes.
+pub const MAX_RULE_LENGTH: usize = 8192;
+
+/// The deepest nesting of operators, parentheses and calls accepted in a rule.
+pub const MAX_NESTING_DEPTH: usize = 100;
 
 /// Where a rule's variable lives in a request's context, and its declared type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,28 +97,133 @@ pub struct Compiled {
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    constant: bool,
+    root: Node,
+    source: Option<Box<str>>,
+    uses_missing_unit: bool,
 }
 
 impl Rule {
     /// The rule that always matches (a null or blank rule).
     pub fn always() -> Rule {
-        Rule { constant: true }
+        Rule { root: Node::Const(Value::Bool(true)), source: None, uses_missing_unit: false }
+    }
+
+    fn constant(value: bool, source: &str) -> Rule {
+        Rule { root: Node::Const(Value::Bool(value)), source: Some(source.into()), uses_missing_unit: false }
     }
 
     /// Whether the rule matches every request.
     pub fn is_always_true(&self) -> bool {
-        self.constant
+        matches!(self.root, Node::Const(Value::Bool(true)))
     }
 
-    /// Evaluates the rule for one request.
-    pub fn evaluate(&self, _env: &EvalEnv<'_>) -> Result<bool, RuleError> {
-        Ok(self.constant)
+    /// The rule's text, or `None` for a null rule.
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
+    }
+
+    /// Whether the rule refers to the built-in `missingExperimentalUnit` variable.
+    pub fn references_missing_experimental_unit(&self) -> bool {
+        self.uses_missing_unit
+    }
+
+    /// Evaluates the rule for one request: a Boolean result is the answer, null is false, and
+    /// anything else is an error (code `not_boolean`).
+    pub fn evaluate(&self, env: &EvalEnv<'_>) -> Result<bool, RuleError> {
+        let value = eval::eval(&self.root, env)?;
+        match &*value {
+            Value::Bool(b) => Ok(*b),
+            Value::Null => Ok(false),
+            other => Err(eval::err(
+                "not_boolean",
+                format!("the rule evaluated to a {}, not a boolean", eval::class_name(other)),
+            )),
+        }
     }
 }
 
 /// Compiles a rule (`None` or blank: always true).
-pub fn compile(text: Option<&str>, _env: &mut CompileEnv<'_>) -> Result<Compiled, RuleDiagnostic> {
-    let constant = text.is_none_or(|t| t.trim().is_empty() || t == "${true}");
-    Ok(Compiled { rule: Rule { constant }, warnings: Vec::new() })
+///
+/// A rule that does not start with `${` and end with `}` is constant false, with a
+/// `malformed_rule` warning, as in Proctor.
+pub fn compile(text: Option<&str>, env: &mut CompileEnv<'_>) -> Result<Compiled, RuleDiagnostic> {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        return Ok(Compiled { rule: Rule::always(), warnings: Vec::new() });
+    };
+    if text.len() > MAX_RULE_LENGTH {
+        return Err(RuleDiagnostic {
+            code: "rule_too_long",
+            message: format!("the rule is {} bytes long; the limit is {MAX_RULE_LENGTH}", text.len()),
+            span: None,
+        });
+    }
+    if !(text.starts_with("${") && text.ends_with('}')) || text.len() < 3 {
+        let warning = RuleDiagnostic {
+            code: "malformed_rule",
+            message: "the rule does not start with '${' and end with '}', so it is always false".to_string(),
+            span: Some((0, text.len())),
+        };
+        return Ok(Compiled { rule: Rule::constant(false, text), warnings: vec![warning] });
+    }
+    let body = text[2..text.len() - 1].trim();
+    if body.is_empty() || body.eq_ignore_ascii_case("true") {
+        return Ok(Compiled { rule: Rule::constant(true, text), warnings: Vec::new() });
+    }
+    if body.eq_ignore_ascii_case("false") {
+        return Ok(Compiled { rule: Rule::constant(false, text), warnings: Vec::new() });
+    }
+    let parts = parse_composite(text)?;
+    let mut compiler = Compiler { env, slots: Vec::new(), uses_missing_unit: false };
+    let mut compiled = Vec::new();
+    for part in &parts {
+        if let Part::Expr(expr) = part {
+            compiled.push((compiler.expr(expr)?, expr.span));
+        }
+    }
+    let ((root, ty), span) = match (parts.len(), compiled.pop()) {
+        (1, Some(only)) => only,
+        _ => {
+            return Err(RuleDiagnostic {
+                code: "not_boolean",
+                message: "the rule mixes text and expressions, so its value is a String, not a boolean".to_string(),
+                span: Some((0, text.len())),
+            })
+        }
+    };
+    if let StaticType::Other(class) = ty {
+        return Err(RuleDiagnostic {
+            code: "not_boolean",
+            message: format!("the rule's value is a {class}, not a boolean"),
+            span: Some(span),
+        });
+    }
+    let rule = Rule { root, source: Some(text.into()), uses_missing_unit: compiler.uses_missing_unit };
+    verify(&rule, &compiler.slots, span)?;
+    Ok(Compiled { rule, warnings: Vec::new() })
+}
+
+/// Proctor's `RuleVerifyUtils`: evaluates the rule once with String variables set to `""` and
+/// every other variable "uninstantiated" (null). A failure rejects the rule unless it refers to
+/// an uninstantiated variable.
+fn verify(rule: &Rule, slots: &[compile::SlotUse], span: (usize, usize)) -> Result<(), RuleDiagnostic> {
+    let size = slots.iter().map(|s| s.slot + 1).max().unwrap_or(0);
+    let mut context: Vec<Option<Value>> = vec![None; size];
+    let mut uninstantiated = false;
+    for use_ in slots {
+        context[use_.slot] = Some(if use_.ty == Some(ContextType::String) {
+            Value::string("")
+        } else {
+            uninstantiated = true;
+            Value::Null
+        });
+    }
+    let env = EvalEnv { context: &context, missing_experimental_unit: false, now_millis: Some(0) };
+    match rule.evaluate(&env) {
+        Err(e) if !uninstantiated => Err(RuleDiagnostic {
+            code: "rule_error",
+            message: format!("the rule fails when evaluated with empty values ({}): {}", e.code, e.message),
+            span: Some(span),
+        }),
+        _ => Ok(()),
+    }
 }

@@ -190,7 +190,6 @@ impl<'t> Parser<'t> {
             self.expect(&Tok::Colon)?;
             let no = self.expression()?;
             let span = (cond.span.0, no.span.1);
-            let span = (cond.span.0, no.span.1);
             let depth = cond.depth.max(yes.depth).max(no.depth) + 1;
             if depth > MAX_NESTING_DEPTH {
                 return Err(too_deep(span));

@@ -1,0 +1,3 @@
+//! The `avsb` binary's library: its command line, kept here so tests drive the same code.
+
+pub mod cli;
