@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use avsb_core::pipet::{self, IdentifyParams};
-use avsb_core::{ContextSchema, Matrix, Severity};
+use avsb_core::{Compilation, ContextSchema, Matrix, Severity, TestMatrix};
 use clap::{Args, Parser, Subcommand};
 
 /// A vs B: self-hosted A/B testing and feature flags, compatible with Proctor.
@@ -23,11 +23,25 @@ enum Command {
     Validate(ValidateArgs),
     /// Evaluate one request and print the `data` object Pipet's `/groups/identify` returns.
     Eval(EvalArgs),
+    /// Print the valid tests of a matrix as Proctor writes it (`GET /proctor/matrix`).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// The matrix, or a stored single-test definition (`test-definitions/<name>/definition.json`).
+    matrix: PathBuf,
+    /// The context schema the tests are validated against.
+    #[arg(long)]
+    schema: Option<PathBuf>,
+    /// Leave out A vs B's extensions and write boolean payloads as `json`, for Proctor itself.
+    #[arg(long)]
+    proctor: bool,
 }
 
 #[derive(Debug, Args)]
 struct ValidateArgs {
-    /// The matrix (Proctor's TestMatrixArtifact JSON).
+    /// The matrix (Proctor's TestMatrixArtifact JSON), or a stored single-test definition.
     matrix: PathBuf,
     /// The context schema (Pipet's configuration JSON); without it any variable is accepted.
     #[arg(long)]
@@ -84,6 +98,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate(&args, out, err),
         Command::Eval(args) => eval(&args, out, err),
+        Command::Export(args) => export(&args, out, err),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -108,16 +123,43 @@ fn load_schema(path: Option<&Path>) -> anyhow::Result<ContextSchema> {
     }
 }
 
+/// Compiles a matrix file, or a stored single-test definition named after its folder (Proctor
+/// keeps `test-definitions/<name>/definition.json`) or else its file. `None`: unreadable, and
+/// the reason was written to `err`.
+fn compile_file(path: &Path, schema: &ContextSchema, err: &mut dyn Write) -> anyhow::Result<Option<Compilation>> {
+    let text = read(path, "matrix")?;
+    let matrix_error = match Matrix::compile_json(&text, schema) {
+        Ok(c) => return Ok(Some(c)),
+        Err(e) => e,
+    };
+    let looks_stored = avsb_core::matrix::parse_lenient_json::<serde_json::Value>(&text)
+        .is_ok_and(|doc| doc.get("testType").is_some() && doc.get("tests").is_none());
+    if !looks_stored {
+        writeln!(err, "avsb: {}: {matrix_error}", path.display())?;
+        return Ok(None);
+    }
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("test");
+    let name = if stem == "definition" {
+        path.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str()).unwrap_or(stem)
+    } else {
+        stem
+    };
+    match avsb_core::matrix::read_stored_test(&text) {
+        Ok(test) => {
+            let mut matrix = TestMatrix::default();
+            matrix.tests.insert(name.to_string(), test);
+            Ok(Some(Matrix::compile(matrix, schema)))
+        }
+        Err(e) => {
+            writeln!(err, "avsb: {}: tests.{name}.{e}", path.display())?;
+            Ok(None)
+        }
+    }
+}
+
 fn validate(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<u8> {
     let schema = load_schema(args.schema.as_deref())?;
-    let text = read(&args.matrix, "matrix")?;
-    let compilation = match Matrix::compile_json(&text, &schema) {
-        Ok(c) => c,
-        Err(e) => {
-            writeln!(err, "avsb: {}: {e}", args.matrix.display())?;
-            return Ok(2);
-        }
-    };
+    let Some(compilation) = compile_file(&args.matrix, &schema, err)? else { return Ok(2) };
     for d in &compilation.diagnostics {
         if args.json {
             writeln!(out, "{}", d.to_json())?;
@@ -144,14 +186,7 @@ fn eval(args: &EvalArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Re
             schema.allow_identifier_type(type_name);
         }
     }
-    let text = read(&args.matrix, "matrix")?;
-    let compilation = match Matrix::compile_json(&text, &schema) {
-        Ok(c) => c,
-        Err(e) => {
-            writeln!(err, "avsb: {}: {e}", args.matrix.display())?;
-            return Ok(2);
-        }
-    };
+    let Some(compilation) = compile_file(&args.matrix, &schema, err)? else { return Ok(2) };
     for d in &compilation.diagnostics {
         writeln!(err, "{d}")?;
     }
@@ -180,6 +215,17 @@ fn eval(args: &EvalArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Re
             Ok(2)
         }
     }
+}
+
+fn export(args: &ExportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<u8> {
+    let schema = load_schema(args.schema.as_deref())?;
+    let Some(compilation) = compile_file(&args.matrix, &schema, err)? else { return Ok(2) };
+    for d in &compilation.diagnostics {
+        writeln!(err, "{d}")?;
+    }
+    let json = compilation.matrix.definitions().to_json(args.proctor);
+    writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+    Ok(0)
 }
 
 /// The command line reads the clock; the engine never does.

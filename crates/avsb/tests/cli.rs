@@ -169,3 +169,41 @@ fn validate_exits_0_on_a_good_matrix_and_2_on_an_unreadable_one() {
     let out = avsb(&["validate", "/nonexistent/matrix.json"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn export_writes_proctor_json_and_reads_stored_definitions() {
+    let out = avsb(&["export", &repo(EXAMPLE_MATRIX), "--proctor"]);
+    assert!(out.status.success());
+    let doc = stdout_json(&out);
+    assert_eq!(doc["tests"]["checkout-v2"]["buckets"][1]["payload"], serde_json::json!({"json": true}));
+    assert!(doc["tests"]["checkout-v2"].get("targets").is_none());
+    assert_eq!(doc["tests"]["buttoncolortst"]["allocations"][0]["ranges"][1]["length"], 0.3);
+    assert_eq!(doc["tests"]["buttoncolortst"]["rule"], serde_json::Value::Null);
+    // Our own export keeps the extensions, and reads back to the same assignments.
+    let ours = avsb(&["export", &repo(EXAMPLE_MATRIX)]);
+    let exported = write_temp("exported.json", &String::from_utf8_lossy(&ours.stdout));
+    for matrix in [repo(EXAMPLE_MATRIX), exported] {
+        let out = avsb(&["eval", "--matrix", &matrix, "--id", "USER=u_1", "--test", "checkout-v2"]);
+        assert_eq!(stdout_json(&out)["groups"]["checkout-v2"]["payload"], serde_json::json!({"booleanValue": true}));
+    }
+
+    let dir = std::env::temp_dir().join(format!("avsb-cli-{}/test-definitions/promo", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let definition = dir.join("definition.json");
+    std::fs::write(
+        &definition,
+        r#"{"testType": "USER", "salt": "promo", "rule": "lang == 'en'", "specialConstants": {"__COUNTRIES": ["US", "CA"]},
+            "buckets": [{"name": "off", "value": 0}, {"name": "on", "value": 1}],
+            "allocations": [{"rule": "", "ranges": [{"bucketValue": 1, "length": 1.0}]}]}"#,
+    )
+    .unwrap();
+    let out = avsb(&["export", &definition.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let promo = &stdout_json(&out)["tests"]["promo"];
+    assert_eq!(promo["rule"], "${proctor:contains(__COUNTRIES, country) && lang == 'en'}");
+    assert_eq!(promo["constants"], serde_json::json!({"__COUNTRIES": ["US", "CA"]}));
+    let out = avsb(&["eval", "--matrix", &definition.display().to_string(), "--id", "USER=u", "--ctx", "country=CA", "--ctx", "lang=en"]);
+    assert_eq!(stdout_json(&out)["groups"]["promo"]["name"], "on");
+    let out = avsb(&["eval", "--matrix", &definition.display().to_string(), "--id", "USER=u", "--ctx", "country=FR", "--ctx", "lang=en"]);
+    assert_eq!(stdout_json(&out)["groups"], serde_json::json!({}));
+}
