@@ -234,7 +234,7 @@ pub struct DocumentError {
     pub message: String,
 }
 
-/// Parses JSON the way Proctor's lenient mapper does: comments (`//`, `/* */`, `#`) allowed.
+/// Parses JSON the way Proctor's lenient mapper does: `//` and `/* */` comments allowed.
 pub fn parse_lenient_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
     let stripped = strip_comments(text);
     serde_json::from_str(&stripped).map_err(|e| format!("not valid JSON: {e}"))
@@ -243,7 +243,8 @@ pub fn parse_lenient_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<
 /// Replaces comments by spaces (keeping line and column numbers of everything else).
 fn strip_comments(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut reader = json_comments::StripComments::new(text.as_bytes());
+    // Jackson's ALLOW_COMMENTS takes C-style comments only, not `#`.
+    let mut reader = json_comments::StripComments::with_settings(json_comments::CommentSettings::c_style(), text.as_bytes());
     if std::io::Read::read_to_string(&mut reader, &mut out).is_err() {
         return text.to_string();
     }

@@ -12,9 +12,27 @@ use avsb_core::pipet::{self, IdentifyParams};
 use avsb_core::{ContextSchema, Matrix, Severity};
 use serde_json::{Map, Value as Json};
 
-const CASE_KEYS: &[&str] = &["name", "description", "matrix", "matrix_file", "schema", "request", "expect"];
-const REQUEST_KEYS: &[&str] = &["identifiers", "context", "tests", "force", "full_force", "now", "seed"];
-const EXPECT_KEYS: &[&str] = &["groups", "reasons", "dropped", "context", "audit", "status", "message"];
+const CASE_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "matrix",
+    "matrix_file",
+    "schema",
+    "request",
+    "expect",
+];
+const REQUEST_KEYS: &[&str] = &[
+    "identifiers",
+    "context",
+    "tests",
+    "force",
+    "full_force",
+    "now",
+    "seed",
+];
+const EXPECT_KEYS: &[&str] = &[
+    "groups", "reasons", "dropped", "context", "audit", "status", "message",
+];
 
 fn spec_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/eval")
@@ -47,7 +65,11 @@ fn diff(path: &str, expected: &Json, actual: &Json, out: &mut Vec<String>) {
             }
         }
         _ if expected == actual => {}
-        _ => out.push(format!("  {path}: expected {}, got {}", compact(expected), compact(actual))),
+        _ => out.push(format!(
+            "  {path}: expected {}, got {}",
+            compact(expected),
+            compact(actual)
+        )),
     }
 }
 
@@ -59,24 +81,40 @@ fn check_equal(what: &str, expected: &Json, actual: &Json, problems: &mut Vec<St
     diff(what, expected, actual, &mut lines);
     if lines.is_empty() {
         // Equal after all but for number representation (1 vs 1.0): show both.
-        lines.push(format!("  {what}: expected {}, got {}", compact(expected), compact(actual)));
+        lines.push(format!(
+            "  {what}: expected {}, got {}",
+            compact(expected),
+            compact(actual)
+        ));
     }
-    problems.push(format!("{what} differs:\n{}\n  (actual {what}: {})", lines.join("\n"), compact(actual)));
+    problems.push(format!(
+        "{what} differs:\n{}\n  (actual {what}: {})",
+        lines.join("\n"),
+        compact(actual)
+    ));
 }
 
 fn unknown_keys(obj: &Map<String, Json>, allowed: &[&str], what: &str) -> Option<String> {
-    let unknown: Vec<&str> = obj.keys().map(String::as_str).filter(|k| !allowed.contains(k)).collect();
+    let unknown: Vec<&str> = obj
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !allowed.contains(k))
+        .collect();
     (!unknown.is_empty()).then(|| format!("unknown {what} keys {unknown:?} (allowed: {allowed:?})"))
 }
 
 /// A JSON object of text values, as (key, value) pairs in document order.
 fn text_pairs(v: Option<&Json>, what: &str) -> Result<Vec<(String, String)>, String> {
     let Some(v) = v else { return Ok(Vec::new()) };
-    let obj = v.as_object().ok_or_else(|| format!("request.{what} must be an object"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| format!("request.{what} must be an object"))?;
     obj.iter()
         .map(|(k, v)| match v {
             Json::String(s) => Ok((k.clone(), s.clone())),
-            other => Err(format!("request.{what}.{k} must be a string (raw request text), found {other}")),
+            other => Err(format!(
+                "request.{what}.{k} must be a string (raw request text), found {other}"
+            )),
         })
         .collect()
 }
@@ -93,7 +131,12 @@ fn run_case(case: &Map<String, Json>, dir: &Path) -> Result<(), Vec<String>> {
         (Some(m @ Json::Object(_)), None) => m.to_string(),
         (None, Some(Json::String(file))) => std::fs::read_to_string(dir.join(file))
             .map_err(|e| fail(format!("cannot read matrix_file {file}: {e}")))?,
-        _ => return Err(fail("a case needs exactly one of \"matrix\" (object or text) and \"matrix_file\"".into())),
+        _ => {
+            return Err(fail(
+                "a case needs exactly one of \"matrix\" (object or text) and \"matrix_file\""
+                    .into(),
+            ))
+        }
     };
 
     let empty = Map::new();
@@ -105,7 +148,10 @@ fn run_case(case: &Map<String, Json>, dir: &Path) -> Result<(), Vec<String>> {
     if let Some(m) = unknown_keys(request, REQUEST_KEYS, "request") {
         return Err(fail(m));
     }
-    let expect = case.get("expect").and_then(Json::as_object).ok_or_else(|| fail("expect must be an object".into()))?;
+    let expect = case
+        .get("expect")
+        .and_then(Json::as_object)
+        .ok_or_else(|| fail("expect must be an object".into()))?;
     if let Some(m) = unknown_keys(expect, EXPECT_KEYS, "expect") {
         return Err(fail(m));
     }
@@ -115,7 +161,8 @@ fn run_case(case: &Map<String, Json>, dir: &Path) -> Result<(), Vec<String>> {
 
     // The schema: given, or permissive with the identifier types the request uses.
     let schema = match case.get("schema") {
-        Some(doc) => ContextSchema::from_value(doc).map_err(|e| fail(format!("schema does not load: {e}")))?,
+        Some(doc) => ContextSchema::from_value(doc)
+            .map_err(|e| fail(format!("schema does not load: {e}")))?,
         None => {
             let mut schema = ContextSchema::permissive();
             for (type_name, _) in &identifiers {
@@ -125,13 +172,17 @@ fn run_case(case: &Map<String, Json>, dir: &Path) -> Result<(), Vec<String>> {
         }
     };
 
-    let compilation =
-        Matrix::compile_json(&matrix_text, &schema).map_err(|e| fail(format!("the matrix does not load at all: {e}")))?;
+    let compilation = Matrix::compile_json(&matrix_text, &schema)
+        .map_err(|e| fail(format!("the matrix does not load at all: {e}")))?;
 
     let mut problems = Vec::new();
     let diagnostics_of = |test: &str| -> String {
-        let lines: Vec<String> =
-            compilation.diagnostics.iter().filter(|d| d.test == test).map(|d| format!("    {d}")).collect();
+        let lines: Vec<String> = compilation
+            .diagnostics
+            .iter()
+            .filter(|d| d.test == test)
+            .map(|d| format!("    {d}"))
+            .collect();
         if lines.is_empty() {
             "    (no diagnostics)".into()
         } else {
@@ -140,9 +191,13 @@ fn run_case(case: &Map<String, Json>, dir: &Path) -> Result<(), Vec<String>> {
     };
 
     if let Some(dropped) = expect.get("dropped") {
-        let dropped = dropped.as_object().ok_or_else(|| fail("expect.dropped must be an object".into()))?;
+        let dropped = dropped
+            .as_object()
+            .ok_or_else(|| fail("expect.dropped must be an object".into()))?;
         for (test, code) in dropped {
-            let code = code.as_str().ok_or_else(|| fail(format!("expect.dropped.{test} must be a diagnostic code")))?;
+            let code = code
+                .as_str()
+                .ok_or_else(|| fail(format!("expect.dropped.{test} must be a diagnostic code")))?;
             let found = compilation
                 .diagnostics
                 .iter()
@@ -156,7 +211,10 @@ fn run_case(case: &Map<String, Json>, dir: &Path) -> Result<(), Vec<String>> {
         }
         for test in compilation.dropped_tests() {
             if !dropped.contains_key(test) {
-                problems.push(format!("test '{test}' was dropped unexpectedly:\n{}", diagnostics_of(test)));
+                problems.push(format!(
+                    "test '{test}' was dropped unexpectedly:\n{}",
+                    diagnostics_of(test)
+                ));
             }
         }
     }
@@ -181,17 +239,25 @@ fn run_case(case: &Map<String, Json>, dir: &Path) -> Result<(), Vec<String>> {
         },
         now_millis: match request.get("now") {
             None => None,
-            Some(v) => Some(v.as_i64().ok_or_else(|| fail("request.now must be an integer".into()))?),
+            Some(v) => Some(
+                v.as_i64()
+                    .ok_or_else(|| fail("request.now must be an integer".into()))?,
+            ),
         },
         random_seed: match request.get("seed") {
             None => None,
-            Some(v) => Some(v.as_u64().ok_or_else(|| fail("request.seed must be a non-negative integer".into()))?),
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or_else(|| fail("request.seed must be a non-negative integer".into()))?,
+            ),
         },
     };
 
     let outcome = pipet::identify_explained(&compilation.matrix, &params);
     if let Some(status) = expect.get("status") {
-        let status = status.as_u64().ok_or_else(|| fail("expect.status must be a number".into()))?;
+        let status = status
+            .as_u64()
+            .ok_or_else(|| fail("expect.status must be a number".into()))?;
         let message = expect.get("message").and_then(Json::as_str);
         match &outcome {
             Err(e) => {
@@ -223,22 +289,35 @@ fn run_case(case: &Map<String, Json>, dir: &Path) -> Result<(), Vec<String>> {
                     }
                 }
                 if let Some(expected) = expect.get("reasons") {
-                    let expected =
-                        expected.as_object().ok_or_else(|| fail("expect.reasons must be an object".into()))?;
-                    let actual: BTreeMap<&str, &Json> = reasons.iter().map(|(t, r)| (t.as_str(), r)).collect();
+                    let expected = expected
+                        .as_object()
+                        .ok_or_else(|| fail("expect.reasons must be an object".into()))?;
+                    let actual: BTreeMap<&str, &Json> =
+                        reasons.iter().map(|(t, r)| (t.as_str(), r)).collect();
                     for (test, want) in expected {
                         let got = actual.get(test.as_str()).copied();
                         let ok = match (want, got) {
                             (Json::Null, None) => true,
-                            (Json::String(code), Some(r)) => r.get("code") == Some(&Json::String(code.clone())),
-                            (Json::Object(fields), Some(r)) => fields.iter().all(|(k, v)| r.get(k) == Some(v)),
+                            (Json::String(code), Some(r)) => {
+                                r.get("code") == Some(&Json::String(code.clone()))
+                            }
+                            (Json::Object(fields), Some(r)) => {
+                                fields.iter().all(|(k, v)| r.get(k) == Some(v))
+                            }
                             _ => false,
                         };
                         if !ok {
                             problems.push(format!(
                                 "reason for '{test}': expected {}, got {}",
-                                if want.is_null() { "not evaluated/reported".to_string() } else { compact(want) },
-                                got.map_or_else(|| "not evaluated/reported".to_string(), |r| compact(r))
+                                if want.is_null() {
+                                    "not evaluated/reported".to_string()
+                                } else {
+                                    compact(want)
+                                },
+                                got.map_or_else(
+                                    || "not evaluated/reported".to_string(),
+                                    |r| compact(r)
+                                )
                             ));
                         }
                     }
@@ -250,7 +329,11 @@ fn run_case(case: &Map<String, Json>, dir: &Path) -> Result<(), Vec<String>> {
         Ok(())
     } else {
         if !compilation.diagnostics.is_empty() {
-            let all: Vec<String> = compilation.diagnostics.iter().map(|d| format!("    {d}")).collect();
+            let all: Vec<String> = compilation
+                .diagnostics
+                .iter()
+                .map(|d| format!("    {d}"))
+                .collect();
             problems.push(format!("(all diagnostics:\n{})", all.join("\n")));
         }
         Err(problems)
@@ -276,10 +359,14 @@ fn spec_eval() {
     let mut passed = 0usize;
     let mut total = 0usize;
     for file in &files {
-        let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let doc: Json = match std::fs::read_to_string(file).map_err(|e| e.to_string()).and_then(|t| {
-            serde_json::from_str(&t).map_err(|e| e.to_string())
-        }) {
+        let file_name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let doc: Json = match std::fs::read_to_string(file)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
             Ok(doc) => doc,
             Err(e) => {
                 failures.push(format!("{file_name}: cannot read: {e}"));
@@ -296,7 +383,11 @@ fn spec_eval() {
                 failures.push(format!("{file_name} case #{i}: not an object"));
                 continue;
             };
-            let name = case.get("name").and_then(Json::as_str).unwrap_or("").to_string();
+            let name = case
+                .get("name")
+                .and_then(Json::as_str)
+                .unwrap_or("")
+                .to_string();
             if name.is_empty() {
                 failures.push(format!("{file_name} case #{i}: no name"));
                 continue;
@@ -320,9 +411,15 @@ fn spec_eval() {
             }
         }
     }
-    println!("{passed} spec evaluation cases passed (of {total}, in {} files)", files.len());
+    println!(
+        "{passed} spec evaluation cases passed (of {total}, in {} files)",
+        files.len()
+    );
     if !failures.is_empty() {
-        let names: Vec<String> = failures.iter().filter_map(|f| f.lines().next().map(str::to_string)).collect();
+        let names: Vec<String> = failures
+            .iter()
+            .filter_map(|f| f.lines().next().map(str::to_string))
+            .collect();
         panic!(
             "{} of {total} spec evaluation cases failed:\n\n{}\n\nFailed:\n{}",
             failures.len(),

@@ -103,16 +103,18 @@ impl Compiler<'_, '_> {
         if let Some(value) = self.env.constants.get(name) {
             return Ok((Node::Const(value.clone()), value_type(value)));
         }
+        // Proctor puts `missingExperimentalUnit` into the request's context map for every test,
+        // so it hides a context variable of that name (and a permissive schema's guess).
+        if name == BUILTIN_MISSING_UNIT {
+            self.uses_missing_unit = true;
+            return Ok((Node::MissingUnit, StaticType::Boolean));
+        }
         if let Some(info) = self.env.variables.lookup(name) {
             let use_ = SlotUse { slot: info.slot, ty: info.ty };
             if !self.slots.contains(&use_) {
                 self.slots.push(use_);
             }
             return Ok((Node::Slot(info.slot, name.into()), context_type(info.ty)));
-        }
-        if name == BUILTIN_MISSING_UNIT {
-            self.uses_missing_unit = true;
-            return Ok((Node::MissingUnit, StaticType::Boolean));
         }
         Err(diag(
             "unknown_variable",

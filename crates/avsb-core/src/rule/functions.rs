@@ -139,7 +139,7 @@ fn collection<'v>(v: &'v Value, func: &str) -> Res<&'v [Value]> {
 }
 
 /// A `Comparable` parameter (`inRange`'s erased `T`): anything comparable, or null.
-fn comparable<'v>(v: &'v Value) -> Res<&'v Value> {
+fn comparable(v: &Value) -> Res<&Value> {
     match v {
         Value::List(_) | Value::Array(_) | Value::Map(_) | Value::UserAgent(_) => Err(err(
             "coercion_error",
@@ -234,16 +234,29 @@ fn int_value(n: i64) -> Value {
     Value::Int(n, IntKind::Integer)
 }
 
-/// Calls a library function.
+/// Calls a library function: evaluates the arguments (EL evaluates all of them first), then
+/// applies the function. The application is kept out of the recursion so its large frame is not
+/// repeated on the stack for nested calls.
 pub(crate) fn call<'a>(func: Func, args: &'a [Node], env: &EvalEnv<'a>) -> Res<Cow<'a, Value>> {
-    use Func::*;
-    let arg = |i: usize| -> Res<Cow<'a, Value>> {
-        match args.get(i) {
-            Some(node) => eval(node, env),
-            None => Ok(Cow::Owned(Value::Null)),
+    const INLINE: usize = 3;
+    if args.len() <= INLINE {
+        let mut values: [Cow<'a, Value>; INLINE] = [const { Cow::Owned(Value::Null) }; INLINE];
+        for (slot, node) in values.iter_mut().zip(args) {
+            *slot = eval(node, env)?;
         }
-    };
-    let bool_result = |b: bool| Ok(Cow::Owned(Value::Bool(b)));
+        apply(func, &values[..args.len()], env).map(Cow::Owned)
+    } else {
+        let values = args.iter().map(|node| eval(node, env)).collect::<Res<Vec<_>>>()?;
+        apply(func, &values, env).map(Cow::Owned)
+    }
+}
+
+#[inline(never)]
+fn apply(func: Func, args: &[Cow<'_, Value>], env: &EvalEnv<'_>) -> Res<Value> {
+    use Func::*;
+    let null = Value::Null;
+    let arg = |i: usize| -> Res<&Value> { Ok(args.get(i).map_or(&null, |v| &**v)) };
+    let bool_result = |b: bool| Ok(Value::Bool(b));
     match func {
         Contains => {
             let c = arg(0)?;
@@ -251,28 +264,28 @@ pub(crate) fn call<'a>(func: Func, args: &'a [Node], env: &EvalEnv<'a>) -> Res<C
             if matches!(*x, Value::Null) {
                 return bool_result(false);
             }
-            bool_result(contains(collection(&c, "proctor:contains")?, &x))
+            bool_result(contains(collection(c, "proctor:contains")?, x))
         }
         Matches => {
             let value = arg(0)?;
             let pattern = arg(1)?;
-            let regex = compile_java_regex(&to_string(&pattern))
+            let regex = compile_java_regex(&to_string(pattern))
                 .map_err(|reason| err("invalid_regex", format!("PatternSyntaxException: {reason}")))?;
-            bool_result(regex.is_match(&to_string(&value)))
+            bool_result(regex.is_match(&to_string(value)))
         }
         Now => match env.now_millis {
-            Some(now) => Ok(Cow::Owned(Value::long(now))),
+            Some(now) => Ok(Value::long(now)),
             None => Err(err("no_clock", "proctor:now() needs the request time")),
         },
-        Version => Ok(Cow::Owned(Value::Version(version(&to_string(&*arg(0)?))?))),
+        Version => Ok(Value::Version(version(&to_string(arg(0)?))?)),
         InRange => {
             let (v, lo, hi) = (arg(0)?, arg(1)?, arg(2)?);
-            bool_result(in_range(comparable(&v)?, comparable(&lo)?, comparable(&hi)?)?)
+            bool_result(in_range(comparable(v)?, comparable(lo)?, comparable(hi)?)?)
         }
         VersionInRange => {
-            let v = version_param(&*arg(0)?)?;
-            let start = version(&to_string(&*arg(1)?))?;
-            let end = version(&to_string(&*arg(2)?))?;
+            let v = version_param(arg(0)?)?;
+            let start = version(&to_string(arg(1)?))?;
+            let end = version(&to_string(arg(2)?))?;
             if end.precision() != MatchPrecision::Build {
                 return Err(err("wildcard_upper_bound", "IllegalStateException: Cannot use wildcard as version range upper bound"));
             }
@@ -287,86 +300,86 @@ pub(crate) fn call<'a>(func: Func, args: &'a [Node], env: &EvalEnv<'a>) -> Res<C
             };
             let mut unknown = false;
             for i in 0..args.len() {
-                match maybe_param(&*arg(i)?)? {
-                    m if m == dominant => return Ok(Cow::Owned(Value::MaybeBool(dominant))),
+                match maybe_param(arg(i)?)? {
+                    m if m == dominant => return Ok(Value::MaybeBool(dominant)),
                     MaybeBool::Unknown => unknown = true,
                     _ => {}
                 }
             }
-            Ok(Cow::Owned(Value::MaybeBool(if unknown { MaybeBool::Unknown } else { other })))
+            Ok(Value::MaybeBool(if unknown { MaybeBool::Unknown } else { other }))
         }
-        MaybeNot => Ok(Cow::Owned(Value::MaybeBool(match maybe_param(&*arg(0)?)? {
+        MaybeNot => Ok(Value::MaybeBool(match maybe_param(arg(0)?)? {
             MaybeBool::True => MaybeBool::False,
             MaybeBool::False => MaybeBool::True,
             MaybeBool::Unknown => MaybeBool::Unknown,
-        }))),
-        ToMaybeBool => Ok(Cow::Owned(Value::MaybeBool(if to_bool(&*arg(0)?)? {
+        })),
+        ToMaybeBool => Ok(Value::MaybeBool(if to_bool(arg(0)?)? {
             MaybeBool::True
         } else {
             MaybeBool::False
-        }))),
-        ToUpperCase => Ok(Cow::Owned(string_value(to_string(&*arg(0)?).to_uppercase()))),
-        ToLowerCase => Ok(Cow::Owned(string_value(to_string(&*arg(0)?).to_lowercase()))),
+        })),
+        ToUpperCase => Ok(string_value(to_string(arg(0)?).to_uppercase())),
+        ToLowerCase => Ok(string_value(to_string(arg(0)?).to_lowercase())),
         IndexOf => {
             let (s, sub) = (arg(0)?, arg(1)?);
-            Ok(Cow::Owned(int_value(java_index_of(&to_string(&s), &to_string(&sub)))))
+            Ok(int_value(java_index_of(&to_string(s), &to_string(sub))))
         }
         FnContains => {
             let (s, sub) = (arg(0)?, arg(1)?);
-            bool_result(to_string(&s).contains(&*to_string(&sub)))
+            bool_result(to_string(s).contains(&*to_string(sub)))
         }
         ContainsIgnoreCase => {
             let (s, sub) = (arg(0)?, arg(1)?);
-            bool_result(to_string(&s).to_uppercase().contains(&to_string(&sub).to_uppercase()))
+            bool_result(to_string(s).to_uppercase().contains(&to_string(sub).to_uppercase()))
         }
         StartsWith => {
             let (s, p) = (arg(0)?, arg(1)?);
-            bool_result(to_string(&s).starts_with(&*to_string(&p)))
+            bool_result(to_string(s).starts_with(&*to_string(p)))
         }
         EndsWith => {
             let (s, p) = (arg(0)?, arg(1)?);
-            bool_result(to_string(&s).ends_with(&*to_string(&p)))
+            bool_result(to_string(s).ends_with(&*to_string(p)))
         }
         Substring => {
             let (s, b, e) = (arg(0)?, arg(1)?, arg(2)?);
-            let s = to_string(&s);
-            let (begin, end) = (to_int(&b)?, to_int(&e)?);
+            let s = to_string(s);
+            let (begin, end) = (to_int(b)?, to_int(e)?);
             let len = utf16_len(&s) as i64;
             let begin = i64::from(begin).max(0);
             let end = if end < 0 || i64::from(end) > len { len } else { i64::from(end) };
             if end < begin {
-                return Ok(Cow::Owned(string_value("")));
+                return Ok(string_value(""));
             }
-            Ok(Cow::Owned(string_value(utf16_substring(&s, begin as usize, end as usize))))
+            Ok(string_value(utf16_substring(&s, begin as usize, end as usize)))
         }
         SubstringAfter => {
             let (s, sub) = (arg(0)?, arg(1)?);
-            let (s, sub) = (to_string(&s), to_string(&sub));
-            Ok(Cow::Owned(string_value(match s.find(&*sub) {
+            let (s, sub) = (to_string(s), to_string(sub));
+            Ok(string_value(match s.find(&*sub) {
                 Some(i) => &s[i + sub.len()..],
                 None => "",
-            })))
+            }))
         }
         SubstringBefore => {
             let (s, sub) = (arg(0)?, arg(1)?);
-            let (s, sub) = (to_string(&s), to_string(&sub));
-            Ok(Cow::Owned(string_value(match s.find(&*sub) {
+            let (s, sub) = (to_string(s), to_string(sub));
+            Ok(string_value(match s.find(&*sub) {
                 Some(i) => &s[..i],
                 None => "",
-            })))
+            }))
         }
-        Trim => Ok(Cow::Owned(string_value(java_trim(&to_string(&*arg(0)?))))),
+        Trim => Ok(string_value(java_trim(&to_string(arg(0)?)))),
         Replace => {
             let (s, before, after) = (arg(0)?, arg(1)?, arg(2)?);
-            let (s, before, after) = (to_string(&s), to_string(&before), to_string(&after));
+            let (s, before, after) = (to_string(s), to_string(before), to_string(after));
             if before.is_empty() {
-                return Ok(Cow::Owned(string_value(&*s)));
+                return Ok(string_value(&*s));
             }
-            Ok(Cow::Owned(string_value(s.replace(&*before, &after))))
+            Ok(string_value(s.replace(&*before, &after)))
         }
         Split => {
             let (s, delims) = (arg(0)?, arg(1)?);
-            let (s, delims) = (to_string(&s), to_string(&delims));
+            let (s, delims) = (to_string(s), to_string(delims));
             let parts: Vec<Value> = if s.is_empty() {
                 vec![string_value("")]
             } else {
@@ -375,11 +388,11 @@ pub(crate) fn call<'a>(func: Func, args: &'a [Node], env: &EvalEnv<'a>) -> Res<C
                     .map(string_value)
                     .collect()
             };
-            Ok(Cow::Owned(Value::Array(parts.into())))
+            Ok(Value::Array(parts.into()))
         }
         Length => {
             let v = arg(0)?;
-            let n = match &*v {
+            let n = match v {
                 Value::Null => 0,
                 Value::String(s) => utf16_len(s),
                 Value::List(items) | Value::Array(items) => items.len(),
@@ -391,17 +404,17 @@ pub(crate) fn call<'a>(func: Func, args: &'a [Node], env: &EvalEnv<'a>) -> Res<C
                     ))
                 }
             };
-            Ok(Cow::Owned(int_value(n as i64)))
+            Ok(int_value(n as i64))
         }
         Join => {
             let (array, sep) = (arg(0)?, arg(1)?);
-            let sep = to_string(&sep);
-            match &*array {
-                Value::Null => Ok(Cow::Owned(string_value(""))),
-                Value::String(s) if s.is_empty() => Ok(Cow::Owned(string_value(""))),
+            let sep = to_string(sep);
+            match array {
+                Value::Null => Ok(string_value("")),
+                Value::String(s) if s.is_empty() => Ok(string_value("")),
                 Value::Array(items) => {
                     let parts: Vec<Cow<'_, str>> = items.iter().map(super::eval::java_to_string).collect();
-                    Ok(Cow::Owned(string_value(parts.join(&sep))))
+                    Ok(string_value(parts.join(&sep)))
                 }
                 other => Err(err(
                     "coercion_error",

@@ -29,7 +29,7 @@ use parser::{parse_composite, Part};
 pub const MAX_RULE_LENGTH: usize = 8192;
 
 /// The deepest nesting of operators, parentheses and calls accepted in a rule.
-pub const MAX_NESTING_DEPTH: usize = 100;
+pub const MAX_NESTING_DEPTH: usize = 64;
 
 /// Where a rule's variable lives in a request's context, and its declared type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,3 +227,6 @@ fn verify(rule: &Rule, slots: &[compile::SlotUse], span: (usize, usize)) -> Resu
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests;

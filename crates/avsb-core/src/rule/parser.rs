@@ -184,7 +184,7 @@ impl<'t> Parser<'t> {
     }
 
     fn conditional(&mut self) -> PResult {
-        let cond = self.binary(0)?;
+        let cond = self.binary(1)?;
         if self.eat(&Tok::Question) {
             let yes = self.expression()?;
             self.expect(&Tok::Colon)?;
@@ -199,27 +199,33 @@ impl<'t> Parser<'t> {
         Ok(cond)
     }
 
-    /// Left-associative binary operators by precedence level (0 = `||`).
-    fn binary(&mut self, level: usize) -> PResult {
-        const LEVELS: [&[(Tok, BinOp)]; 6] = [
-            &[(Tok::Or, BinOp::Or)],
-            &[(Tok::And, BinOp::And)],
-            &[(Tok::Eq, BinOp::Eq), (Tok::Ne, BinOp::Ne)],
-            &[(Tok::Lt, BinOp::Lt), (Tok::Gt, BinOp::Gt), (Tok::Le, BinOp::Le), (Tok::Ge, BinOp::Ge)],
-            &[(Tok::Plus, BinOp::Add), (Tok::Minus, BinOp::Sub)],
-            &[(Tok::Mul, BinOp::Mul), (Tok::Div, BinOp::Div), (Tok::Mod, BinOp::Mod)],
-        ];
-        let Some(ops) = LEVELS.get(level) else {
-            return self.unary();
-        };
-        let mut lhs = self.binary(level + 1)?;
-        loop {
-            let tok = &self.peek().tok;
-            let Some(&(_, op)) = ops.iter().find(|(t, _)| t == tok) else {
-                return Ok(lhs);
-            };
+    /// Left-associative binary operators by precedence climbing (1 = `||` ... 6 = `* / %`).
+    fn binary(&mut self, min_prec: u8) -> PResult {
+        fn operator(tok: &Tok) -> Option<(u8, BinOp)> {
+            Some(match tok {
+                Tok::Or => (1, BinOp::Or),
+                Tok::And => (2, BinOp::And),
+                Tok::Eq => (3, BinOp::Eq),
+                Tok::Ne => (3, BinOp::Ne),
+                Tok::Lt => (4, BinOp::Lt),
+                Tok::Gt => (4, BinOp::Gt),
+                Tok::Le => (4, BinOp::Le),
+                Tok::Ge => (4, BinOp::Ge),
+                Tok::Plus => (5, BinOp::Add),
+                Tok::Minus => (5, BinOp::Sub),
+                Tok::Mul => (6, BinOp::Mul),
+                Tok::Div => (6, BinOp::Div),
+                Tok::Mod => (6, BinOp::Mod),
+                _ => return None,
+            })
+        }
+        let mut lhs = self.unary()?;
+        while let Some((prec, op)) = operator(&self.peek().tok).filter(|(p, _)| *p >= min_prec) {
             self.bump();
-            let rhs = self.binary(level + 1)?;
+            self.enter()?;
+            let rhs = self.binary(prec + 1);
+            self.guard -= 1;
+            let rhs = rhs?;
             let span = (lhs.span.0, rhs.span.1);
             let depth = lhs.depth.max(rhs.depth) + 1;
             if depth > MAX_NESTING_DEPTH {
@@ -227,6 +233,7 @@ impl<'t> Parser<'t> {
             }
             lhs = Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span, depth };
         }
+        Ok(lhs)
     }
 
     fn unary(&mut self) -> PResult {

@@ -1,0 +1,167 @@
+//! Unit tests of the rule module: spans, bounds, and robustness on arbitrary input.
+
+use indexmap::IndexMap;
+use proptest::prelude::*;
+
+use super::*;
+
+struct Vars(Vec<(&'static str, ContextType)>);
+
+impl VariableLookup for Vars {
+    fn lookup(&mut self, name: &str) -> Option<VariableInfo> {
+        let slot = self.0.iter().position(|(n, _)| *n == name)?;
+        Some(VariableInfo { slot, ty: Some(self.0[slot].1) })
+    }
+}
+
+fn vars() -> Vars {
+    Vars(vec![("country", ContextType::String), ("age", ContextType::Integer), ("premium", ContextType::Boolean)])
+}
+
+fn compile_text(text: &str) -> Result<Compiled, RuleDiagnostic> {
+    let constants = IndexMap::from([("L".to_string(), Value::from_json(&serde_json::json!(["a", "b"])))]);
+    let mut vars = vars();
+    compile(Some(text), &mut CompileEnv { constants: &constants, variables: &mut vars })
+}
+
+fn context() -> Vec<Option<Value>> {
+    vec![Some(Value::string("US")), Some(Value::Int(31, crate::IntKind::Integer)), Some(Value::Bool(true))]
+}
+
+fn span_text(text: &str, d: &RuleDiagnostic) -> String {
+    let (a, b) = d.span.expect("a span");
+    text[a..b].to_string()
+}
+
+#[test]
+fn unknown_variable_points_at_the_name() {
+    let text = "${country == 'US' && contry == 'CA'}";
+    let d = compile_text(text).unwrap_err();
+    assert_eq!(d.code, "unknown_variable");
+    assert_eq!(span_text(text, &d), "contry");
+    assert!(d.message.contains("'contry'"), "{}", d.message);
+}
+
+#[test]
+fn other_diagnostics_have_spans() {
+    let text = "${proctor:foo(age) && premium}";
+    let d = compile_text(text).unwrap_err();
+    assert_eq!((d.code, span_text(text, &d).as_str()), ("unknown_function", "proctor:foo(age)"));
+    let text = "${premium && proctor:matches(country, '(a)\\\\1')}";
+    let d = compile_text(text).unwrap_err();
+    assert_eq!(d.code, "regex_unsupported");
+    assert_eq!(span_text(text, &d), "'(a)\\\\1'");
+    let text = "${country == 'US' &&& premium}";
+    let d = compile_text(text).unwrap_err();
+    assert_eq!((d.code, span_text(text, &d).as_str()), ("syntax_error", "&"));
+    let text = "${country}";
+    let d = compile_text(text).unwrap_err();
+    assert_eq!((d.code, span_text(text, &d).as_str()), ("not_boolean", "country"));
+}
+
+#[test]
+fn bounds_name_the_limit() {
+    let long = format!("${{premium{}}}", " ".repeat(MAX_RULE_LENGTH));
+    let d = compile_text(&long).unwrap_err();
+    assert_eq!(d.code, "rule_too_long");
+    assert!(d.message.contains(&MAX_RULE_LENGTH.to_string()));
+    let deep = format!("${{{}premium{}}}", "(".repeat(MAX_NESTING_DEPTH + 1), ")".repeat(MAX_NESTING_DEPTH + 1));
+    let d = compile_text(&deep).unwrap_err();
+    assert_eq!(d.code, "rule_too_deep");
+    assert!(d.message.contains(&MAX_NESTING_DEPTH.to_string()));
+}
+
+#[test]
+fn fast_paths_are_exact() {
+    assert!(compile_text("${ TRUE }").unwrap().rule.is_always_true());
+    assert!(!compile_text("${trueCount}").is_ok_and(|c| c.rule.is_always_true()));
+    let c = compile_text(" ${true} ").unwrap();
+    assert!(!c.rule.is_always_true());
+    assert_eq!(c.warnings[0].code, "malformed_rule");
+}
+
+#[test]
+fn constant_subexpressions_fold() {
+    let c = compile_text("${proctor:version('1.2.0.1') >= proctor:version('1.2.x')}").unwrap();
+    assert!(c.rule.is_always_true());
+    let c = compile_text("${age > 1 + 2}").unwrap();
+    let Node::Binary(_, _, rhs) = &c.rule.root else { panic!("{:?}", c.rule.root) };
+    assert!(matches!(**rhs, Node::Const(Value::Int(3, _))));
+    let c = compile_text("${proctor:matches(country, 'U.')}").unwrap();
+    assert!(matches!(c.rule.root, Node::Matches(..)));
+}
+
+#[test]
+fn missing_experimental_unit_is_tracked() {
+    let c = compile_text("${premium || missingExperimentalUnit}").unwrap();
+    assert!(c.rule.references_missing_experimental_unit());
+    assert_eq!(c.rule.source(), Some("${premium || missingExperimentalUnit}"));
+    let env = EvalEnv { context: &[None, None, Some(Value::Bool(false))], missing_experimental_unit: true, now_millis: None };
+    assert_eq!(c.rule.evaluate(&env), Ok(true));
+}
+
+/// The deepest rules the bounds allow compile and evaluate within a modest stack, even in a
+/// debug build (release frames are several times smaller).
+#[test]
+fn deepest_rules_fit_a_small_stack() {
+    let n = MAX_NESTING_DEPTH - 2;
+    let rules = [
+        format!("${{{}premium{}}}", "(".repeat(n), ")".repeat(n)),
+        format!("${{{}premium}}", "!".repeat(n)),
+        format!("${{{}}}", vec!["premium"; n].join(" && ")),
+        format!("${{{}'x'{} == 'x'}}", "fn:trim(".repeat(n - 2), ")".repeat(n - 2)),
+        format!("${{{}'x'{}}}", "country.equals(".repeat(n - 2), ")".repeat(n - 2)),
+        format!("${{{}premium{}}}", "premium ? ".repeat(n / 2), " : false".repeat(n / 2)),
+        format!("${{{}0{} == 'a'}}", "L[".repeat(n - 2), "]".repeat(n - 2)),
+    ];
+    for rule in rules {
+        let handle = std::thread::Builder::new()
+            .stack_size(1536 << 10)
+            .spawn(move || {
+                let compiled = match compile_text(&rule) {
+                    Ok(compiled) => compiled,
+                    Err(d) if d.code == "rule_error" => return,
+                    Err(d) => panic!("{rule}: {d:?}"),
+                };
+                let ctx = context();
+                let env = EvalEnv { context: &ctx, missing_experimental_unit: false, now_millis: None };
+                let _ = compiled.rule.evaluate(&env);
+            })
+            .unwrap();
+        handle.join().unwrap();
+    }
+}
+
+fn token() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "country", "age", "premium", "L", "nothing", "(", ")", "[", "]", ".", ",", "?", ":", "!", "-", "+", "*", "/",
+        "%", "==", "!=", "<", ">", "<=", ">=", "&&", "||", "and", "or", "not", "empty", "div", "mod", "eq", "lt",
+        "true", "false", "null", "0", "1", "2.5", "1e3", "'US'", "'x'", "\"y\"", "proctor:contains", "proctor:matches",
+        "proctor:version", "proctor:inRange", "proctor:now", "fn:length", "fn:substring", "fn:split", "fn:join",
+        "length()", "substring", "}", "${", "'1.2.x'", "'[a-z]+'", "9223372036854775807",
+    ])
+}
+
+fn evaluate_any(text: &str) {
+    if let Ok(compiled) = compile_text(text) {
+        let ctx = context();
+        for missing in [false, true] {
+            let env = EvalEnv { context: &ctx, missing_experimental_unit: missing, now_millis: Some(1) };
+            let _ = compiled.rule.evaluate(&env);
+        }
+        let _ = compiled.rule.evaluate(&EvalEnv { context: &[], missing_experimental_unit: false, now_millis: None });
+    }
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+        evaluate_any(&text);
+        evaluate_any(&format!("${{{text}}}"));
+    }
+
+    #[test]
+    fn random_token_sequences_never_panic(tokens in prop::collection::vec(token(), 0..40)) {
+        evaluate_any(&format!("${{{}}}", tokens.join(" ")));
+    }
+}
