@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::hint::black_box;
 
+use avsb_core::rule::version::ReleaseVersion;
 use avsb_core::{Matrix, Value};
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -43,7 +44,7 @@ fn engine(c: &mut Criterion) {
             request.identifiers[user_slot] = Some(Cow::Borrowed(users[i].as_str()));
             request.context[slots[0]] = Some(Value::string("DE"));
             request.context[slots[1]] = Some(Value::string("free"));
-            request.context[slots[2]] = Some(Value::string("1.9.3.0"));
+            request.context[slots[2]] = ReleaseVersion::parse("1.9.3.0").ok().map(Value::Version);
             black_box(matrix.evaluate_test(black_box("w2_1"), &request).and_then(|a| a.bucket).map(|b| b.value))
         })
     });
@@ -55,7 +56,7 @@ fn engine(c: &mut Criterion) {
             request.identifiers[user_slot] = Some(Cow::Borrowed(users[i].as_str()));
             request.context[slots[0]] = Some(Value::string("DE"));
             request.context[slots[1]] = Some(Value::string("free"));
-            request.context[slots[2]] = Some(Value::string("1.9.3.0"));
+            request.context[slots[2]] = ReleaseVersion::parse("1.9.3.0").ok().map(Value::Version);
             black_box(matrix.evaluate(&request).assigned().count())
         })
     });

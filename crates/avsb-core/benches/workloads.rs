@@ -31,7 +31,7 @@ pub fn w2_test(name: &str) -> Value {
         "allocations": [
             {"rule": "${proctor:contains(COUNTRIES, country)}", "ranges": [{"bucketValue": 1, "length": 1.0}]},
             {"rule": "${plan == 'pro'}", "ranges": [{"bucketValue": 2, "length": 1.0}]},
-            {"rule": "${proctor:version(version) >= proctor:version('2.0.0.0')}", "ranges": [{"bucketValue": 3, "length": 1.0}]},
+            {"rule": "${version >= proctor:version('2.0.0.0')}", "ranges": [{"bucketValue": 3, "length": 1.0}]},
             {"rule": null, "ranges": [
                 {"bucketValue": 0, "length": 0.34}, {"bucketValue": 1, "length": 0.33}, {"bucketValue": 3, "length": 0.33}
             ]}
@@ -45,7 +45,7 @@ pub fn schema() -> avsb_core::ContextSchema {
         "context": {
             "country": {"source": "QUERY", "type": "String"},
             "plan": {"source": "QUERY", "type": "String"},
-            "version": {"source": "QUERY", "type": "String"}
+            "version": {"source": "QUERY", "type": "ReleaseVersion"}
         },
         "identifiers": {"USER": {"source": "QUERY"}}
     });

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 use crate::java;
+use crate::rule::version::ReleaseVersion;
 use crate::useragent::UserAgent;
 use crate::value::{IntKind, Value};
 
@@ -35,6 +36,9 @@ pub enum ContextType {
     String,
     /// `UserAgent`, `com.indeed.proctor.pipet.deploy.useragent.UserAgent`
     UserAgent,
+    /// `ReleaseVersion`, `com.indeed.util.core.ReleaseVersion` (A vs B extension: Proctor
+    /// applications declare it in their specifications, Pipet cannot convert it).
+    ReleaseVersion,
 }
 
 /// The Pipet name of the user-agent type.
@@ -42,7 +46,7 @@ const USER_AGENT_CLASS: &str = "com.indeed.proctor.pipet.deploy.useragent.UserAg
 
 impl ContextType {
     /// Every type, for listings.
-    pub const ALL: [ContextType; 10] = [
+    pub const ALL: [ContextType; 11] = [
         ContextType::Byte,
         ContextType::Short,
         ContextType::Integer,
@@ -53,6 +57,7 @@ impl ContextType {
         ContextType::Character,
         ContextType::String,
         ContextType::UserAgent,
+        ContextType::ReleaseVersion,
     ];
 
     /// The type for a name in Pipet's configuration: the primitive name, the wrapper's simple
@@ -76,6 +81,7 @@ impl ContextType {
             ContextType::Character => ("char", "Character"),
             ContextType::String => ("string", "String"),
             ContextType::UserAgent => ("UserAgent", "UserAgent"),
+            ContextType::ReleaseVersion => ("ReleaseVersion", "ReleaseVersion"),
         }
     }
 
@@ -92,6 +98,7 @@ impl ContextType {
             ContextType::Character => "java.lang.Character",
             ContextType::String => "java.lang.String",
             ContextType::UserAgent => USER_AGENT_CLASS,
+            ContextType::ReleaseVersion => "com.indeed.util.core.ReleaseVersion",
         }
     }
 
@@ -117,6 +124,7 @@ impl ContextType {
             }
             ContextType::String => Value::string(raw),
             ContextType::UserAgent => Value::UserAgent(Arc::new(UserAgent::parse(raw))),
+            ContextType::ReleaseVersion => Value::Version(ReleaseVersion::parse(raw).map_err(|e| e.0)?),
         })
     }
 }
@@ -480,6 +488,9 @@ mod tests {
         assert_eq!(ContextType::Integer.convert("1.5").unwrap_err(), "NumberFormatException");
         assert_eq!(ContextType::Character.convert("ab").unwrap_err(), "Parameter was length 2 but expecting length 1.");
         assert!(matches!(ContextType::Double.convert(" 2.5d"), Ok(Value::Double(d)) if d == 2.5));
+        assert!(matches!(ContextType::ReleaseVersion.convert("1.2.3.4"), Ok(Value::Version(_))));
+        assert!(ContextType::ReleaseVersion.convert("1.2.3").is_err());
+        assert_eq!(ContextType::from_name("com.indeed.util.core.ReleaseVersion"), Some(ContextType::ReleaseVersion));
     }
 
     #[test]

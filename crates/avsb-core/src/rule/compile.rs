@@ -33,15 +33,7 @@ fn context_type(ty: Option<ContextType>) -> StaticType {
     match ty {
         None => StaticType::Dynamic,
         Some(ContextType::Boolean) => StaticType::Boolean,
-        Some(ContextType::Byte) => StaticType::Other("java.lang.Byte"),
-        Some(ContextType::Short) => StaticType::Other("java.lang.Short"),
-        Some(ContextType::Integer) => StaticType::Other("java.lang.Integer"),
-        Some(ContextType::Long) => StaticType::Other("java.lang.Long"),
-        Some(ContextType::Float) => StaticType::Other("java.lang.Float"),
-        Some(ContextType::Double) => StaticType::Other("java.lang.Double"),
-        Some(ContextType::Character) => StaticType::Other("java.lang.Character"),
-        Some(ContextType::String) => StaticType::Other("java.lang.String"),
-        Some(ContextType::UserAgent) => StaticType::Other("UserAgent"),
+        Some(other) => StaticType::Other(other.canonical_name()),
     }
 }
 
