@@ -51,16 +51,16 @@ pub(crate) struct CompiledTest {
     pub targets: HashMap<String, usize>,
     pub rule: Rule,
     pub allocations: Vec<CompiledAllocation>,
-    pub buckets: Vec<Bucket>,
     pub evaluate_for_incognito_users: bool,
-    pub version: Option<String>,
+    /// The test as read (buckets, version, ...), kept once for evaluation and for output.
+    pub definition: TestDefinition,
     /// This test and its ancestors, in evaluation order (positions in `Matrix::tests`).
     pub closure: Vec<usize>,
 }
 
 impl CompiledTest {
     pub(crate) fn bucket_index(&self, value: i32) -> Option<usize> {
-        self.buckets.iter().position(|b| b.value == value)
+        self.definition.buckets.iter().position(|b| b.value == value)
     }
 }
 
@@ -86,7 +86,8 @@ pub struct Matrix {
     pub(crate) variable_index: HashMap<String, usize>,
     pub(crate) identifier_types: Vec<String>,
     pub(crate) incognito_slot: usize,
-    pub(crate) definitions: TestMatrix,
+    /// Positions in `tests`, in document order.
+    pub(crate) document_order: Vec<usize>,
     pub(crate) schema: ContextSchema,
 }
 
@@ -210,11 +211,16 @@ impl Matrix {
                 queue.extend(kids.iter().copied());
             }
         }
+        let document_names: Vec<String> = source.tests.keys().cloned().collect();
+        let mut definitions: HashMap<String, TestDefinition> = std::mem::take(&mut source.tests).into_iter().collect();
         let position: HashMap<&str, usize> = order.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
         let mut tests: Vec<CompiledTest> = Vec::with_capacity(order.len());
         for name in &order {
-            let Some(mut test) = compiled.shift_remove(name) else { continue };
-            let parent = source.tests.get(name).and_then(|t| t.depends_on.as_ref());
+            let Some(mut test) = compiled.swap_remove(name) else { continue };
+            if let Some(definition) = definitions.remove(name) {
+                test.definition = definition;
+            }
+            let parent = test.definition.depends_on.as_ref();
             test.depends_on = parent.and_then(|d| Some((*position.get(d.test_name.as_str())?, d.bucket_value)));
             test.closure = match test.depends_on {
                 Some((p, _)) => {
@@ -229,7 +235,7 @@ impl Matrix {
         let by_name: HashMap<Arc<str>, usize> = tests.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         let mut sorted: Vec<usize> = (0..tests.len()).collect();
         sorted.sort_by(|a, b| tests[*a].name.cmp(&tests[*b].name));
-        source.tests.retain(|name, _| by_name.contains_key(name.as_str()));
+        let document_order = document_names.iter().filter_map(|n| by_name.get(n.as_str()).copied()).collect();
 
         Compilation {
             matrix: Matrix {
@@ -241,7 +247,7 @@ impl Matrix {
                 variable_index,
                 identifier_types,
                 incognito_slot,
-                definitions: source,
+                document_order,
                 schema: schema.clone(),
             },
             diagnostics,
@@ -254,8 +260,20 @@ impl Matrix {
     }
 
     /// The valid tests as read, in document order (what `/proctor/matrix` serves).
-    pub fn definitions(&self) -> &TestMatrix {
-        &self.definitions
+    pub fn to_test_matrix(&self) -> TestMatrix {
+        TestMatrix {
+            audit: self.audit.clone(),
+            tests: self
+                .document_order
+                .iter()
+                .map(|&i| (self.tests[i].name.to_string(), self.tests[i].definition.clone()))
+                .collect(),
+        }
+    }
+
+    /// One valid test as read.
+    pub fn definition(&self, name: &str) -> Option<&TestDefinition> {
+        self.by_name.get(name).map(|&i| &self.tests[i].definition)
     }
 
     /// The schema the matrix was compiled against.
@@ -499,9 +517,9 @@ fn compile_test(
             targets,
             rule: test_rule.unwrap_or_else(Rule::always),
             allocations,
-            buckets: test.buckets.clone(),
             evaluate_for_incognito_users: test.evaluate_for_incognito_users,
-            version: test.version.clone(),
+            // Moved in from the source once the test survives every check.
+            definition: TestDefinition::default(),
             closure: Vec::new(),
         },
         warnings,
@@ -552,7 +570,7 @@ fn check_dependencies(source: &TestMatrix, compiled: &mut IndexMap<String, Compi
             return;
         }
         for name in dropped {
-            compiled.shift_remove(&name);
+            compiled.swap_remove(&name);
         }
     }
 }

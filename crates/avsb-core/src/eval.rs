@@ -233,15 +233,15 @@ impl Matrix {
 
     /// One test for one request (`TestChooser.choose` with our targets, §2.2 and §5.3).
     fn choose<'a>(&'a self, test: &'a CompiledTest, run: &Run<'_, 'a>, chosen: &[Option<i32>]) -> Assignment<'a> {
-        let unassigned = |reason| Assignment { test: &test.name, bucket: None, payload: None, reason, version: test.version.as_deref() };
+        let unassigned = |reason| Assignment { test: &test.name, bucket: None, payload: None, reason, version: test.definition.version.as_deref() };
         let assigned = |bucket: usize, reason| {
-            let bucket = &test.buckets[bucket];
+            let bucket = &test.definition.buckets[bucket];
             Assignment {
                 test: &test.name,
                 bucket: Some(bucket),
                 payload: bucket.payload.as_ref().map(Cow::Borrowed),
                 reason,
-                version: test.version.as_deref(),
+                version: test.definition.version.as_deref(),
             }
         };
         if run.incognito && !test.evaluate_for_incognito_users {

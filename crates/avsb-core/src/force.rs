@@ -156,7 +156,7 @@ fn parse_payload(text: &str, start: usize) -> (Option<usize>, Option<Payload>) {
     let payload = if type_name == "json" || !valid_kind {
         None
     } else {
-        read_payload_value(type_name, &value, "").ok()
+        read_payload_value(type_name, &value).ok()
     };
     (Some(end), payload)
 }
@@ -250,7 +250,7 @@ mod tests {
         let orig = Payload::StringValue("x".into());
         assert_eq!(forced_payload(Some(&orig), Some(&Payload::StringValue("y".into()))), Some(Payload::StringValue("y".into())));
         assert_eq!(forced_payload(Some(&orig), Some(&Payload::LongValue(1))), None);
-        let map = |j: Json| match read_payload_value("map", &j, "") { Ok(p) => p, Err(e) => panic!("{e}") };
+        let map = |j: Json| match read_payload_value("map", &j) { Ok(p) => p, Err(e) => panic!("{e}") };
         let orig = map(serde_json::json!({"key": 1.5, "s": "a"}));
         let forced = forced_payload(Some(&orig), Some(&map(serde_json::json!({"key": "2.5", "s": "b"}))));
         assert_eq!(forced, Some(map(serde_json::json!({"key": 2.5, "s": "b"}))));

@@ -4,6 +4,8 @@
 //! Reading never fails because of one test: the document is split into its tests first, and a
 //! test that cannot be read becomes a [`Diagnostic`] while the others are kept.
 
+use std::borrow::Cow;
+
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 
@@ -241,14 +243,17 @@ pub fn parse_lenient_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<
 }
 
 /// Replaces comments by spaces (keeping line and column numbers of everything else).
-fn strip_comments(text: &str) -> String {
+fn strip_comments(text: &str) -> Cow<'_, str> {
+    if !text.contains("//") && !text.contains("/*") {
+        return Cow::Borrowed(text);
+    }
     let mut out = String::with_capacity(text.len());
     // Jackson's ALLOW_COMMENTS takes C-style comments only, not `#`.
     let mut reader = json_comments::StripComments::with_settings(json_comments::CommentSettings::c_style(), text.as_bytes());
     if std::io::Read::read_to_string(&mut reader, &mut out).is_err() {
-        return text.to_string();
+        return Cow::Borrowed(text);
     }
-    out
+    Cow::Owned(out)
 }
 
 impl TestMatrix {
@@ -317,43 +322,75 @@ pub struct FieldError {
     pub message: String,
 }
 
-fn field_error(path: impl Into<String>, message: impl Into<String>) -> FieldError {
-    FieldError { path: path.into(), message: message.into() }
+/// Where a field is: built on the stack as reading descends, rendered as text
+/// (`allocations[0].ranges[1].length`) only when there is an error to report.
+#[derive(Clone, Copy)]
+pub(crate) struct At<'a> {
+    parent: Option<&'a At<'a>>,
+    step: Step<'a>,
 }
 
-fn join(base: &str, key: &str) -> String {
-    if base.is_empty() {
-        key.to_string()
-    } else if key.starts_with('[') {
-        format!("{base}{key}")
-    } else {
-        format!("{base}.{key}")
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Root,
+    Key(&'a str),
+    Index(usize),
+}
+
+impl<'a> At<'a> {
+    /// The test itself (or the document, for the audit).
+    pub(crate) const ROOT: At<'static> = At { parent: None, step: Step::Root };
+
+    fn key(&'a self, key: &'a str) -> At<'a> {
+        At { parent: Some(self), step: Step::Key(key) }
     }
+
+    fn index(&'a self, index: usize) -> At<'a> {
+        At { parent: Some(self), step: Step::Index(index) }
+    }
+
+    fn render(&self) -> String {
+        let mut out = self.parent.map(At::render).unwrap_or_default();
+        match self.step {
+            Step::Root => {}
+            Step::Key(key) if out.is_empty() => out.push_str(key),
+            Step::Key(key) => {
+                out.push('.');
+                out.push_str(key);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+        out
+    }
+}
+
+fn field_error(at: &At<'_>, message: impl Into<String>) -> FieldError {
+    FieldError { path: at.render(), message: message.into() }
 }
 
 /// Lenient scalar readers, as Jackson coerces by default.
 mod scalar {
-    use super::{field_error, FieldError, Json};
+    use super::{field_error, At, FieldError, Json};
 
     /// A String field: text, or a number/boolean coerced to its text.
-    pub fn string(v: &Json, path: &str) -> Result<Option<String>, FieldError> {
+    pub fn string(v: &Json, at: &At<'_>) -> Result<Option<String>, FieldError> {
         match v {
             Json::Null => Ok(None),
             Json::String(s) => Ok(Some(s.clone())),
             Json::Number(n) => Ok(Some(n.to_string())),
             Json::Bool(b) => Ok(Some(b.to_string())),
-            _ => Err(field_error(path, format!("expected a string, found {}", kind(v)))),
+            _ => Err(field_error(at, format!("expected a string, found {}", kind(v)))),
         }
     }
 
     /// A 32-bit int field: an integer, a decimal truncated, or numeric text; null is 0.
-    pub fn int(v: &Json, path: &str) -> Result<i32, FieldError> {
-        let wide = long(v, path)?;
-        i32::try_from(wide).map_err(|_| field_error(path, format!("{wide} does not fit a 32-bit int")))
+    pub fn int(v: &Json, at: &At<'_>) -> Result<i32, FieldError> {
+        let wide = long(v, at)?;
+        i32::try_from(wide).map_err(|_| field_error(at, format!("{wide} does not fit a 32-bit int")))
     }
 
     /// A 64-bit long field.
-    pub fn long(v: &Json, path: &str) -> Result<i64, FieldError> {
+    pub fn long(v: &Json, at: &At<'_>) -> Result<i64, FieldError> {
         match v {
             Json::Null => Ok(0),
             Json::Number(n) => {
@@ -364,36 +401,36 @@ mod scalar {
                     if d.is_finite() && d.abs() < 9.2e18 {
                         Ok(d.trunc() as i64)
                     } else {
-                        Err(field_error(path, format!("{n} does not fit a 64-bit long")))
+                        Err(field_error(at, format!("{n} does not fit a 64-bit long")))
                     }
                 }
             }
             Json::String(s) => crate::java::parse_long(s.trim())
-                .map_err(|_| field_error(path, format!("expected an integer, found \"{s}\""))),
-            _ => Err(field_error(path, format!("expected an integer, found {}", kind(v)))),
+                .map_err(|_| field_error(at, format!("expected an integer, found \"{s}\""))),
+            _ => Err(field_error(at, format!("expected an integer, found {}", kind(v)))),
         }
     }
 
     /// A double field: a number or numeric text; null is 0.
-    pub fn double(v: &Json, path: &str) -> Result<f64, FieldError> {
+    pub fn double(v: &Json, at: &At<'_>) -> Result<f64, FieldError> {
         match v {
             Json::Null => Ok(0.0),
             Json::Number(n) => Ok(n.as_f64().unwrap_or(f64::NAN)),
             Json::String(s) => crate::java::parse_double(s)
-                .map_err(|_| field_error(path, format!("expected a number, found \"{s}\""))),
-            _ => Err(field_error(path, format!("expected a number, found {}", kind(v)))),
+                .map_err(|_| field_error(at, format!("expected a number, found \"{s}\""))),
+            _ => Err(field_error(at, format!("expected a number, found {}", kind(v)))),
         }
     }
 
     /// A boolean field: true/false, "true"/"false", or a number (0 is false); null is false.
-    pub fn boolean(v: &Json, path: &str) -> Result<bool, FieldError> {
+    pub fn boolean(v: &Json, at: &At<'_>) -> Result<bool, FieldError> {
         match v {
             Json::Null => Ok(false),
             Json::Bool(b) => Ok(*b),
             Json::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
             Json::String(s) if s.eq_ignore_ascii_case("false") || s.is_empty() => Ok(false),
             Json::Number(n) => Ok(n.as_f64() != Some(0.0)),
-            _ => Err(field_error(path, format!("expected true or false, found {}", kind(v)))),
+            _ => Err(field_error(at, format!("expected true or false, found {}", kind(v)))),
         }
     }
 
@@ -410,222 +447,188 @@ mod scalar {
     }
 }
 
-fn object<'a>(v: &'a Json, path: &str) -> Result<&'a serde_json::Map<String, Json>, FieldError> {
-    v.as_object().ok_or_else(|| field_error(path, format!("expected an object, found {}", scalar::kind(v))))
+fn object<'a>(v: &'a Json, at: &At<'_>) -> Result<&'a serde_json::Map<String, Json>, FieldError> {
+    v.as_object().ok_or_else(|| field_error(at, format!("expected an object, found {}", scalar::kind(v))))
 }
 
 /// An array field: absent or null is empty; any other non-array is refused, as Jackson does
 /// with its defaults (no single value read as a one-element array).
-fn array<'a>(v: Option<&'a Json>, path: &str) -> Result<&'a [Json], FieldError> {
+fn array<'a>(v: Option<&'a Json>, at: &At<'_>) -> Result<&'a [Json], FieldError> {
     match v {
         None | Some(Json::Null) => Ok(&[]),
         Some(Json::Array(items)) => Ok(items),
-        Some(other) => Err(field_error(path, format!("expected an array, found {}", scalar::kind(other)))),
+        Some(other) => Err(field_error(at, format!("expected an array, found {}", scalar::kind(other)))),
     }
 }
 
+/// Reads each element of an array field with `read`.
+fn each<T>(
+    v: Option<&Json>,
+    at: &At<'_>,
+    read: impl Fn(&Json, &At<'_>) -> Result<T, FieldError>,
+) -> Result<Vec<T>, FieldError> {
+    array(v, at)?.iter().enumerate().map(|(i, item)| read(item, &at.index(i))).collect()
+}
+
 fn read_audit(v: &Json) -> Result<Audit, FieldError> {
-    let o = object(v, "audit")?;
+    let root = At::ROOT;
+    let at = root.key("audit");
+    let o = object(v, &at)?;
     let mut audit = Audit::default();
     for (key, value) in o {
-        let path = format!("audit.{key}");
+        let at = at.key(key);
         match key.as_str() {
-            "version" => audit.version = scalar::string(value, &path)?,
-            "updated" => audit.updated = scalar::long(value, &path)?,
-            "updatedBy" => audit.updated_by = scalar::string(value, &path)?,
+            "version" => audit.version = scalar::string(value, &at)?,
+            "updated" => audit.updated = scalar::long(value, &at)?,
+            "updatedBy" => audit.updated_by = scalar::string(value, &at)?,
             _ => {} // updatedDate is output only; unknown keys are ignored.
         }
     }
     Ok(audit)
 }
 
-/// Reads one test. `stored` accepts the stored `TestDefinition` extras (`subrule`,
-/// `specialConstants`), returned through [`read_stored_test`].
+/// Reads one test. `stored` accepts the stored `TestDefinition`'s `subrule` alias.
 fn read_test(v: &Json, stored: bool) -> Result<TestDefinition, FieldError> {
-    let o = object(v, "")?;
+    let root = At::ROOT;
+    let o = object(v, &root)?;
     let mut test = TestDefinition::default();
     let mut test_type = None;
     for (key, value) in o {
-        let path = key.as_str();
-        match path {
-            "version" => test.version = scalar::string(value, path)?,
-            "salt" => test.salt = scalar::string(value, path)?,
-            "rule" => test.rule = scalar::string(value, path)?,
-            "subrule" if stored => test.rule = scalar::string(value, path)?,
+        let at = root.key(key);
+        let at = &at;
+        match key.as_str() {
+            "version" => test.version = scalar::string(value, at)?,
+            "salt" => test.salt = scalar::string(value, at)?,
+            "rule" => test.rule = scalar::string(value, at)?,
+            "subrule" if stored => test.rule = scalar::string(value, at)?,
             "constants" => {
                 if !value.is_null() {
-                    test.constants = object(value, path)?.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    test.constants = object(value, at)?.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 }
             }
-            "buckets" => {
-                test.buckets = array(Some(value), path)?
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| read_bucket(b, &format!("buckets[{i}]")))
-                    .collect::<Result<_, _>>()?;
-            }
-            "allocations" => {
-                test.allocations = array(Some(value), path)?
-                    .iter()
-                    .enumerate()
-                    .map(|(i, a)| read_allocation(a, &format!("allocations[{i}]")))
-                    .collect::<Result<_, _>>()?;
-            }
-            "silent" => test.silent = scalar::boolean(value, path)?,
-            "testType" => test_type = scalar::string(value, path)?,
-            "description" => test.description = scalar::string(value, path)?,
-            "metaTags" => {
-                test.meta_tags = array(Some(value), path)?
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| scalar::string(t, &format!("metaTags[{i}]")).map(Option::unwrap_or_default))
-                    .collect::<Result<_, _>>()?;
-            }
+            "buckets" => test.buckets = each(Some(value), at, read_bucket)?,
+            "allocations" => test.allocations = each(Some(value), at, read_allocation)?,
+            "silent" => test.silent = scalar::boolean(value, at)?,
+            "testType" => test_type = scalar::string(value, at)?,
+            "description" => test.description = scalar::string(value, at)?,
+            "metaTags" => test.meta_tags = each(Some(value), at, |t, at| scalar::string(t, at).map(Option::unwrap_or_default))?,
             "dependsOn" => {
                 if !value.is_null() {
-                    let d = object(value, path)?;
-                    let parent = d
-                        .get("testName")
-                        .map(|t| scalar::string(t, "dependsOn.testName"))
-                        .transpose()?
-                        .flatten()
-                        .ok_or_else(|| field_error("dependsOn.testName", "missing"))?;
-                    let bucket_value = scalar::int(d.get("bucketValue").unwrap_or(&Json::Null), "dependsOn.bucketValue")?;
+                    let d = object(value, at)?;
+                    let name_at = at.key("testName");
+                    let parent = scalar::string(d.get("testName").unwrap_or(&Json::Null), &name_at)?
+                        .ok_or_else(|| field_error(&name_at, "missing"))?;
+                    let bucket_value = scalar::int(d.get("bucketValue").unwrap_or(&Json::Null), &at.key("bucketValue"))?;
                     test.depends_on = Some(DependsOn { test_name: parent, bucket_value });
                 }
             }
-            "dynamic" => test.dynamic = scalar::boolean(value, path)?,
-            "evaluateForIncognitoUsers" => test.evaluate_for_incognito_users = scalar::boolean(value, path)?,
-            "enableUnitlessAllocations" => test.enable_unitless_allocations = scalar::boolean(value, path)?,
-            "containsUnitlessAllocation" => test.contains_unitless_allocation = scalar::boolean(value, path)?,
-            "forceLogging" => test.force_logging = scalar::boolean(value, path)?,
+            "dynamic" => test.dynamic = scalar::boolean(value, at)?,
+            "evaluateForIncognitoUsers" => test.evaluate_for_incognito_users = scalar::boolean(value, at)?,
+            "enableUnitlessAllocations" => test.enable_unitless_allocations = scalar::boolean(value, at)?,
+            "containsUnitlessAllocation" => test.contains_unitless_allocation = scalar::boolean(value, at)?,
+            "forceLogging" => test.force_logging = scalar::boolean(value, at)?,
             "payloadExperimentConfig" => {
                 if !value.is_null() {
-                    object(value, path)?;
+                    object(value, at)?;
                     test.payload_experiment_config = Some(value.clone());
                 }
             }
-            "targets" => {
-                test.targets = array(Some(value), path)?
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| read_target(t, &format!("targets[{i}]")))
-                    .collect::<Result<_, _>>()?;
-            }
+            "targets" => test.targets = each(Some(value), at, read_target)?,
             _ => {} // Unknown properties are ignored, as Proctor's lenient mapper does.
         }
     }
-    test.test_type = test_type.ok_or_else(|| field_error("testType", "missing: every test needs a test type"))?;
+    test.test_type =
+        test_type.ok_or_else(|| field_error(&root.key("testType"), "missing: every test needs a test type"))?;
     Ok(test)
 }
 
-fn read_bucket(v: &Json, path: &str) -> Result<Bucket, FieldError> {
-    let o = object(v, path)?;
+fn read_bucket(v: &Json, at: &At<'_>) -> Result<Bucket, FieldError> {
+    let o = object(v, at)?;
     let field = |key: &str| o.get(key).unwrap_or(&Json::Null);
     Ok(Bucket {
-        name: scalar::string(field("name"), &join(path, "name"))?.unwrap_or_default(),
-        value: scalar::int(field("value"), &join(path, "value"))?,
-        description: scalar::string(field("description"), &join(path, "description"))?,
-        payload: read_payload(field("payload"), &join(path, "payload"))?,
+        name: scalar::string(field("name"), &at.key("name"))?.unwrap_or_default(),
+        value: scalar::int(field("value"), &at.key("value"))?,
+        description: scalar::string(field("description"), &at.key("description"))?,
+        payload: read_payload(field("payload"), &at.key("payload"))?,
     })
 }
 
-fn read_payload(v: &Json, path: &str) -> Result<Option<Payload>, FieldError> {
+fn read_payload(v: &Json, at: &At<'_>) -> Result<Option<Payload>, FieldError> {
     if v.is_null() {
         return Ok(None);
     }
-    let o = object(v, path)?;
+    let o = object(v, at)?;
     let mut found: Option<Payload> = None;
     for type_name in PAYLOAD_TYPES {
         let Some(value) = o.get(type_name).filter(|v| !v.is_null()) else { continue };
-        let p = join(path, type_name);
-        let payload = read_payload_value(type_name, value, &p)?;
+        let payload = read_payload_value_at(type_name, value, &at.key(type_name))?;
         if let Some(first) = &found {
             return Err(field_error(
-                path,
+                at,
                 format!("a payload has exactly one type, found both '{}' and '{type_name}'", first.type_name()),
             ));
         }
         found = Some(payload);
     }
-    found.map(Some).ok_or_else(|| {
-        field_error(path, format!("a payload needs one of {}", PAYLOAD_TYPES.join(", ")))
-    })
+    found.map(Some).ok_or_else(|| field_error(at, format!("a payload needs one of {}", PAYLOAD_TYPES.join(", "))))
 }
 
 /// Reads one payload value of a named type (also used for forced payloads).
-pub(crate) fn read_payload_value(type_name: &str, value: &Json, path: &str) -> Result<Payload, FieldError> {
+pub(crate) fn read_payload_value(type_name: &str, value: &Json) -> Result<Payload, FieldError> {
+    read_payload_value_at(type_name, value, &At::ROOT)
+}
+
+fn read_payload_value_at(type_name: &str, value: &Json, at: &At<'_>) -> Result<Payload, FieldError> {
     fn items<T>(
         value: &Json,
-        path: &str,
-        read: impl Fn(&Json, &str) -> Result<T, FieldError>,
+        at: &At<'_>,
+        read: impl Fn(&Json, &At<'_>) -> Result<T, FieldError>,
     ) -> Result<Vec<Option<T>>, FieldError> {
-        array(Some(value), path)?
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                if item.is_null() {
-                    Ok(None)
-                } else {
-                    read(item, &format!("{path}[{i}]")).map(Some)
-                }
-            })
-            .collect()
+        each(Some(value), at, |item, at| if item.is_null() { Ok(None) } else { read(item, at).map(Some) })
     }
     Ok(match type_name {
-        "doubleValue" => Payload::DoubleValue(scalar::double(value, path)?),
-        "doubleArray" => Payload::DoubleArray(items(value, path, scalar::double)?),
-        "longValue" => Payload::LongValue(scalar::long(value, path)?),
-        "longArray" => Payload::LongArray(items(value, path, scalar::long)?),
-        "stringValue" => Payload::StringValue(scalar::string(value, path)?.unwrap_or_default()),
-        "stringArray" => Payload::StringArray(items(value, path, |v, p| Ok(scalar::string(v, p)?.unwrap_or_default()))?),
-        "map" => Payload::Map(object(value, path)?.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        "doubleValue" => Payload::DoubleValue(scalar::double(value, at)?),
+        "doubleArray" => Payload::DoubleArray(items(value, at, scalar::double)?),
+        "longValue" => Payload::LongValue(scalar::long(value, at)?),
+        "longArray" => Payload::LongArray(items(value, at, scalar::long)?),
+        "stringValue" => Payload::StringValue(scalar::string(value, at)?.unwrap_or_default()),
+        "stringArray" => Payload::StringArray(items(value, at, |v, at| Ok(scalar::string(v, at)?.unwrap_or_default()))?),
+        "map" => Payload::Map(object(value, at)?.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
         "json" => Payload::Json(value.clone()),
         "booleanValue" => Payload::BooleanValue(match value {
             Json::Bool(b) => *b,
-            other => return Err(field_error(path, format!("expected true or false, found {}", scalar::kind(other)))),
+            other => return Err(field_error(at, format!("expected true or false, found {}", scalar::kind(other)))),
         }),
-        other => return Err(field_error(path, format!("unknown payload type '{other}'"))),
+        other => return Err(field_error(at, format!("unknown payload type '{other}'"))),
     })
 }
 
-fn read_allocation(v: &Json, path: &str) -> Result<Allocation, FieldError> {
-    let o = object(v, path)?;
+fn read_allocation(v: &Json, at: &At<'_>) -> Result<Allocation, FieldError> {
+    let o = object(v, at)?;
     let field = |key: &str| o.get(key).unwrap_or(&Json::Null);
-    let ranges_path = join(path, "ranges");
-    let ranges = array(o.get("ranges"), &ranges_path)?
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let rp = format!("{ranges_path}[{i}]");
-            let ro = object(r, &rp)?;
-            Ok(Range {
-                bucket_value: scalar::int(ro.get("bucketValue").unwrap_or(&Json::Null), &join(&rp, "bucketValue"))?,
-                length: scalar::double(ro.get("length").unwrap_or(&Json::Null), &join(&rp, "length"))?,
-            })
+    let ranges = each(o.get("ranges"), &at.key("ranges"), |r, at| {
+        let ro = object(r, at)?;
+        Ok(Range {
+            bucket_value: scalar::int(ro.get("bucketValue").unwrap_or(&Json::Null), &at.key("bucketValue"))?,
+            length: scalar::double(ro.get("length").unwrap_or(&Json::Null), &at.key("length"))?,
         })
-        .collect::<Result<_, FieldError>>()?;
+    })?;
     Ok(Allocation {
-        rule: scalar::string(field("rule"), &join(path, "rule"))?,
+        rule: scalar::string(field("rule"), &at.key("rule"))?,
         ranges,
-        id: scalar::string(field("id"), &join(path, "id"))?.unwrap_or_default(),
-        name: scalar::string(field("name"), &join(path, "name"))?.unwrap_or_default(),
+        id: scalar::string(field("id"), &at.key("id"))?.unwrap_or_default(),
+        name: scalar::string(field("name"), &at.key("name"))?.unwrap_or_default(),
     })
 }
 
-fn read_target(v: &Json, path: &str) -> Result<Target, FieldError> {
-    let o = object(v, path)?;
-    let bucket_value = scalar::int(o.get("bucketValue").unwrap_or(&Json::Null), &join(path, "bucketValue"))?;
-    let ids_path = join(path, "identifiers");
-    let identifiers = array(o.get("identifiers"), &ids_path)?
-        .iter()
-        .enumerate()
-        .map(|(i, id)| match id {
-            Json::String(s) => Ok(s.clone()),
-            Json::Number(n) => Ok(n.to_string()),
-            other => Err(field_error(format!("{ids_path}[{i}]"), format!("expected a string, found {}", scalar::kind(other)))),
-        })
-        .collect::<Result<_, _>>()?;
+fn read_target(v: &Json, at: &At<'_>) -> Result<Target, FieldError> {
+    let o = object(v, at)?;
+    let bucket_value = scalar::int(o.get("bucketValue").unwrap_or(&Json::Null), &at.key("bucketValue"))?;
+    let identifiers = each(o.get("identifiers"), &at.key("identifiers"), |id, at| match id {
+        Json::String(s) => Ok(s.clone()),
+        Json::Number(n) => Ok(n.to_string()),
+        other => Err(field_error(at, format!("expected a string, found {}", scalar::kind(other)))),
+    })?;
     Ok(Target { bucket_value, identifiers })
 }
 
@@ -722,7 +725,7 @@ impl TestDefinition {
 /// `specialConstants` overlay `constants`, `__COUNTRIES` becomes a rule clause, rules are
 /// normalised to `${...}`, and `containsUnitlessAllocation` is computed.
 pub fn read_stored_test(text: &str) -> Result<TestDefinition, FieldError> {
-    let json: Json = parse_lenient_json(text).map_err(|e| field_error("", e))?;
+    let json: Json = parse_lenient_json(text).map_err(|e| field_error(&At::ROOT, e))?;
     stored_to_consumable(&json)
 }
 
@@ -731,7 +734,7 @@ pub fn stored_to_consumable(json: &Json) -> Result<TestDefinition, FieldError> {
     let mut test = read_test(json, true)?;
     let special = match json.get("specialConstants") {
         None | Some(Json::Null) => serde_json::Map::new(),
-        Some(v) => object(v, "specialConstants")?.clone(),
+        Some(v) => object(v, &At::ROOT.key("specialConstants"))?.clone(),
     };
     for (k, v) in &special {
         test.constants.insert(k.clone(), v.clone());
