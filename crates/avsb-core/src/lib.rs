@@ -15,6 +15,7 @@ pub mod eval;
 pub mod force;
 pub mod java;
 pub mod matrix;
+mod matrix_fast;
 pub mod pipet;
 pub mod rule;
 pub mod schema;

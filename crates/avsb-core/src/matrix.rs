@@ -260,6 +260,16 @@ impl TestMatrix {
     /// Reads a `TestMatrixArtifact`. Tests that cannot be read are returned as diagnostics;
     /// only a document that is not JSON, or lacks `audit` or `tests`, fails whole.
     pub fn from_json(text: &str) -> Result<(TestMatrix, Vec<Diagnostic>), DocumentError> {
+        Self::read(text, true)
+    }
+
+    /// [`TestMatrix::from_json`] with only the tree reader, to check the fast one against.
+    #[cfg(test)]
+    pub(crate) fn from_json_slow(text: &str) -> Result<(TestMatrix, Vec<Diagnostic>), DocumentError> {
+        Self::read(text, false)
+    }
+
+    fn read(text: &str, fast: bool) -> Result<(TestMatrix, Vec<Diagnostic>), DocumentError> {
         #[derive(serde::Deserialize)]
         struct Top<'a> {
             #[serde(borrow)]
@@ -278,6 +288,10 @@ impl TestMatrix {
         let mut matrix = TestMatrix { audit, tests: IndexMap::with_capacity(tests.len()) };
         let mut diagnostics = Vec::new();
         for (name, raw) in tests {
+            if let Some(test) = fast.then(|| crate::matrix_fast::read_test(raw.get())).flatten() {
+                matrix.tests.insert(name, test);
+                continue;
+            }
             let json: Json = match serde_json::from_str(raw.get()) {
                 Ok(json) => json,
                 Err(e) => {
@@ -571,6 +585,11 @@ fn read_payload(v: &Json, at: &At<'_>) -> Result<Option<Payload>, FieldError> {
         found = Some(payload);
     }
     found.map(Some).ok_or_else(|| field_error(at, format!("a payload needs one of {}", PAYLOAD_TYPES.join(", "))))
+}
+
+/// Reads a bucket's `payload` object (`Ok(None)` for null).
+pub(crate) fn read_payload_json(v: &Json) -> Result<Option<Payload>, FieldError> {
+    read_payload(v, &At::ROOT)
 }
 
 /// Reads one payload value of a named type (also used for forced payloads).
