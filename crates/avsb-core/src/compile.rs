@@ -171,6 +171,7 @@ impl Matrix {
 
         // First pass: everything a test can be checked for on its own.
         let mut compiled: IndexMap<String, CompiledTest> = IndexMap::with_capacity(source.tests.len());
+        let mut rules = RuleCache::default();
         for (name, test) in &source.tests {
             let mut lookup = Variables {
                 slots: &mut variables,
@@ -178,7 +179,7 @@ impl Matrix {
                 permissive: schema.permissive,
                 incognito: hidden_incognito,
             };
-            match compile_test(name, test, schema, &identifier_types, &mut lookup) {
+            match compile_test(name, test, schema, &identifier_types, &mut lookup, &mut rules) {
                 Ok((test, warnings)) => {
                     diagnostics.extend(warnings);
                     compiled.insert(name.clone(), test);
@@ -316,12 +317,20 @@ fn rule_diagnostic(test: &str, path: String, text: &str, d: rule::RuleDiagnostic
 
 type Checked = Result<(CompiledTest, Vec<Diagnostic>), Vec<Diagnostic>>;
 
+/// Compiled rules by rule text and the test's constants: matrices repeat rules across tests,
+/// and tests sharing a rule then share its compiled tree.
+#[derive(Default)]
+struct RuleCache {
+    rules: HashMap<(String, String), Result<rule::Compiled, rule::RuleDiagnostic>>,
+}
+
 fn compile_test(
     name: &str,
     test: &TestDefinition,
     schema: &ContextSchema,
     identifier_types: &[String],
     variables: &mut Variables<'_>,
+    cache: &mut RuleCache,
 ) -> Checked {
     let path = |rest: &str| format!("tests.{name}.{rest}");
     let mut errors = Vec::new();
@@ -355,9 +364,20 @@ fn compile_test(
 
     // 2. Rules, compiled once with the test's constants.
     let constants: IndexMap<String, Value> = test.constants.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect();
+    let constants_key = if test.constants.is_empty() { String::new() } else { serde_json::to_string(&test.constants).unwrap_or_default() };
     let mut compile_rule = |text: Option<&str>, at: String, errors: &mut Vec<Diagnostic>| -> Option<Rule> {
-        let mut env = CompileEnv { constants: &constants, variables: &mut *variables };
-        match rule::compile(text, &mut env) {
+        let result = match text.filter(|t| !t.trim().is_empty()) {
+            None => Ok(rule::Compiled { rule: Rule::always(), warnings: Vec::new() }),
+            Some(text) => cache
+                .rules
+                .entry((text.to_string(), constants_key.clone()))
+                .or_insert_with(|| {
+                    let mut env = CompileEnv { constants: &constants, variables: &mut *variables };
+                    rule::compile(Some(text), &mut env)
+                })
+                .clone(),
+        };
+        match result {
             Ok(compiled) => {
                 let source = text.unwrap_or_default();
                 warnings.extend(

@@ -9,6 +9,8 @@
 //! Map: [`lexer`] tokens, [`parser`] syntax tree, [`compile`] checks and folding, [`eval`]
 //! operators and coercions, [`functions`] the libraries, [`version`] `ReleaseVersion`.
 
+use std::sync::Arc;
+
 use indexmap::IndexMap;
 
 use crate::schema::ContextType;
@@ -97,7 +99,8 @@ pub struct Compiled {
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    root: Node,
+    /// Shared: tests with the same rule text and constants share one compiled tree.
+    root: Arc<Node>,
     source: Option<Box<str>>,
     uses_missing_unit: bool,
 }
@@ -105,16 +108,16 @@ pub struct Rule {
 impl Rule {
     /// The rule that always matches (a null or blank rule).
     pub fn always() -> Rule {
-        Rule { root: Node::Const(Value::Bool(true)), source: None, uses_missing_unit: false }
+        Rule { root: Arc::new(Node::Const(Value::Bool(true))), source: None, uses_missing_unit: false }
     }
 
     fn constant(value: bool, source: &str) -> Rule {
-        Rule { root: Node::Const(Value::Bool(value)), source: Some(source.into()), uses_missing_unit: false }
+        Rule { root: Arc::new(Node::Const(Value::Bool(value))), source: Some(source.into()), uses_missing_unit: false }
     }
 
     /// Whether the rule matches every request.
     pub fn is_always_true(&self) -> bool {
-        matches!(self.root, Node::Const(Value::Bool(true)))
+        matches!(*self.root, Node::Const(Value::Bool(true)))
     }
 
     /// The rule's text, or `None` for a null rule.
@@ -197,7 +200,7 @@ pub fn compile(text: Option<&str>, env: &mut CompileEnv<'_>) -> Result<Compiled,
             span: Some(span),
         });
     }
-    let rule = Rule { root, source: Some(text.into()), uses_missing_unit: compiler.uses_missing_unit };
+    let rule = Rule { root: Arc::new(root), source: Some(text.into()), uses_missing_unit: compiler.uses_missing_unit };
     verify(&rule, &compiler.slots, span)?;
     Ok(Compiled { rule, warnings: Vec::new() })
 }

@@ -85,10 +85,10 @@ fn constant_subexpressions_fold() {
     let c = compile_text("${proctor:version('1.2.0.1') >= proctor:version('1.2.x')}").unwrap();
     assert!(c.rule.is_always_true());
     let c = compile_text("${age > 1 + 2}").unwrap();
-    let Node::Binary(_, _, rhs) = &c.rule.root else { panic!("{:?}", c.rule.root) };
+    let Node::Binary(_, _, rhs) = &*c.rule.root else { panic!("{:?}", c.rule.root) };
     assert!(matches!(**rhs, Node::Const(Value::Int(3, _))));
     let c = compile_text("${proctor:matches(country, 'U.')}").unwrap();
-    assert!(matches!(c.rule.root, Node::Matches(..)));
+    assert!(matches!(*c.rule.root, Node::Matches(..)));
 }
 
 #[test]
