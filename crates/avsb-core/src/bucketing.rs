@@ -24,8 +24,31 @@ pub fn digest(prefix: &[u8], identifier: &str) -> [u8; 16] {
 
 /// The signed 32-bit hash Proctor compares with cutoffs: digest bytes 12..15, big-endian.
 pub fn hash(prefix: &[u8], identifier: &str) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(h) = one_block_hash(prefix, identifier.as_bytes()) {
+        return h;
+    }
     let d = digest(prefix, identifier);
     i32::from_be_bytes([d[12], d[13], d[14], d[15]])
+}
+
+/// MD5 of a message short enough for one block (at most 55 bytes, as almost every salt and
+/// identifier pair is), padded by hand and compressed once. `None` for longer messages.
+#[cfg(target_arch = "x86_64")]
+fn one_block_hash(prefix: &[u8], identifier: &[u8]) -> Option<i32> {
+    let len = prefix.len() + identifier.len();
+    if len > 55 {
+        return None;
+    }
+    let mut block = [0u8; 64];
+    block[..prefix.len()].copy_from_slice(prefix);
+    block[prefix.len()..len].copy_from_slice(identifier);
+    block[len] = 0x80;
+    block[56..].copy_from_slice(&(len as u64 * 8).to_le_bytes());
+    let mut state = [0x6745_2301u32, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
+    md5_asm::compress(&mut state, &[block]);
+    // The digest is the state words little-endian; bytes 12..15 are the last word's.
+    Some(i32::from_be_bytes(state[3].to_le_bytes()))
 }
 
 /// `Proctor.INT_RANGE`: `(long) Integer.MAX_VALUE - (long) Integer.MIN_VALUE`.
@@ -95,6 +118,15 @@ mod tests {
         assert_eq!(choose_range(&c, 0), 1);
         assert_eq!(choose_range(&c, 1), 2);
         assert_eq!(choose_range(&[], 12345), 0);
+    }
+
+    #[test]
+    fn the_one_block_path_matches_the_streaming_digest_at_every_length() {
+        for len in 0..80 {
+            let id: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let d = digest(b"t|s", &id);
+            assert_eq!(hash(b"t|s", &id), i32::from_be_bytes([d[12], d[13], d[14], d[15]]), "length {len}");
+        }
     }
 
     #[test]

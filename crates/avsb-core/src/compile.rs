@@ -1,7 +1,8 @@
 //! Validation and compilation of a matrix (§1.10): every test either compiles into a form that
 //! evaluates fast, or is dropped with diagnostics saying exactly why. Rules are parsed once here.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 use indexmap::IndexMap;
@@ -82,6 +83,10 @@ pub struct Matrix {
     pub(crate) by_name: HashMap<Arc<str>, usize>,
     /// Positions in `tests`, sorted by test name (Proctor's `TreeMap` order).
     pub(crate) sorted: Vec<usize>,
+    /// Each test's place in `sorted`.
+    pub(crate) rank: Vec<u32>,
+    /// Whether any test depends on another (otherwise evaluation order is name order).
+    pub(crate) has_dependencies: bool,
     pub(crate) variables: Vec<VariableSlot>,
     pub(crate) variable_index: HashMap<String, usize>,
     pub(crate) identifier_types: Vec<String>,
@@ -193,23 +198,24 @@ impl Matrix {
         // Second pass: dependencies, until no more tests fall.
         check_dependencies(&source, &mut compiled, &mut diagnostics);
 
-        // Evaluation order: breadth first from tests without a parent (§2.1).
+        // Evaluation order (§2.1): parents before children; otherwise by name, so that without
+        // dependencies results come out in Proctor's sorted order with no sorting per request.
         let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
-        let mut queue: VecDeque<&str> = VecDeque::new();
+        let mut ready: BinaryHeap<Reverse<&str>> = BinaryHeap::new();
         for (name, test) in &source.tests {
             if !compiled.contains_key(name) {
                 continue;
             }
             match &test.depends_on {
                 Some(d) => children.entry(d.test_name.as_str()).or_default().push(name),
-                None => queue.push_back(name),
+                None => ready.push(Reverse(name)),
             }
         }
         let mut order: Vec<String> = Vec::with_capacity(compiled.len());
-        while let Some(name) = queue.pop_front() {
+        while let Some(Reverse(name)) = ready.pop() {
             order.push(name.to_string());
             if let Some(kids) = children.get(name) {
-                queue.extend(kids.iter().copied());
+                ready.extend(kids.iter().map(|k| Reverse(*k)));
             }
         }
         let document_names: Vec<String> = source.tests.keys().cloned().collect();
@@ -236,6 +242,11 @@ impl Matrix {
         let by_name: HashMap<Arc<str>, usize> = tests.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         let mut sorted: Vec<usize> = (0..tests.len()).collect();
         sorted.sort_by(|a, b| tests[*a].name.cmp(&tests[*b].name));
+        let mut rank = vec![0u32; tests.len()];
+        for (r, &i) in sorted.iter().enumerate() {
+            rank[i] = r as u32;
+        }
+        let has_dependencies = tests.iter().any(|t| t.depends_on.is_some());
         let document_order = document_names.iter().filter_map(|n| by_name.get(n.as_str()).copied()).collect();
 
         Compilation {
@@ -244,6 +255,8 @@ impl Matrix {
                 tests,
                 by_name,
                 sorted,
+                rank,
+                has_dependencies,
                 variables,
                 variable_index,
                 identifier_types,

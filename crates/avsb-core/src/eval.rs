@@ -45,19 +45,27 @@ pub enum Reason {
     /// The test depends on another test's bucket, which the request did not get.
     DependencyNotMet,
     /// A rule failed to evaluate; only this test is unassigned.
-    RuleError {
-        /// Where: `rule` or `allocations[N].rule`.
-        rule: String,
-        /// What went wrong.
-        message: String,
-    },
+    RuleError(Box<RuleFailure>),
     /// The request is incognito and the test does not evaluate for incognito users.
     Incognito,
     /// `default_to_fallback` left the test unassigned.
     Fallback,
 }
 
+/// Which rule failed and how (boxed in [`Reason`]: failures are rare and results many).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleFailure {
+    /// Where: `rule` or `allocations[N].rule`.
+    pub rule: String,
+    /// What went wrong.
+    pub message: String,
+}
+
 impl Reason {
+    fn rule_error(rule: String, message: String) -> Reason {
+        Reason::RuleError(Box::new(RuleFailure { rule, message }))
+    }
+
     /// A stable code for the reason.
     pub fn code(&self) -> &'static str {
         match self {
@@ -68,7 +76,7 @@ impl Reason {
             Reason::NotEligible => "not_eligible",
             Reason::NoIdentifier => "no_identifier",
             Reason::DependencyNotMet => "dependency_not_met",
-            Reason::RuleError { .. } => "rule_error",
+            Reason::RuleError(_) => "rule_error",
             Reason::Incognito => "incognito",
             Reason::Fallback => "fallback",
         }
@@ -78,7 +86,7 @@ impl Reason {
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             Reason::Allocation(i) | Reason::MinLive(i) => serde_json::json!({"code": self.code(), "allocation": i}),
-            Reason::RuleError { rule, message } => serde_json::json!({"code": self.code(), "rule": rule, "message": message}),
+            Reason::RuleError(f) => serde_json::json!({"code": self.code(), "rule": f.rule, "message": f.message}),
             _ => serde_json::json!({"code": self.code()}),
         }
     }
@@ -172,31 +180,49 @@ impl Matrix {
     /// Evaluates the requested tests (all, or the filter with its dependencies).
     pub fn evaluate<'a>(&'a self, request: &Request<'a>) -> Evaluation<'a> {
         let run = self.run(request);
-        let mut chosen: Vec<Option<i32>> = vec![None; self.tests.len()];
-        let mut results: Vec<Option<Assignment<'a>>> = vec![None; self.tests.len()];
-        let mut wanted = vec![request.tests.is_none(); self.tests.len()];
-        let mut evaluate = vec![request.tests.is_none(); self.tests.len()];
-        if let Some(names) = &request.tests {
+        let n = self.tests.len();
+        // With a filter: which tests to report, and which to evaluate (their dependencies too).
+        let selection = request.tests.as_ref().map(|names| {
+            let mut wanted = vec![false; n];
+            let mut needed = vec![false; n];
             for name in names {
                 if let Some(&i) = self.by_name.get(name.as_str()) {
                     wanted[i] = true;
                     for &j in &self.tests[i].closure {
-                        evaluate[j] = true;
+                        needed[j] = true;
                     }
                 }
             }
-        }
+            (wanted, needed)
+        });
+        let mut chosen: Vec<Option<i32>> = if self.has_dependencies { vec![None; n] } else { Vec::new() };
+        let mut results = Vec::with_capacity(if selection.is_some() { request.tests.as_ref().map_or(0, Vec::len) } else { n });
+        let mut ranks: Vec<u32> = Vec::new();
         for (i, test) in self.tests.iter().enumerate() {
-            if !evaluate[i] {
-                continue;
+            if let Some((_, needed)) = &selection {
+                if !needed[i] {
+                    continue;
+                }
             }
             let assignment = self.choose(test, &run, &chosen);
-            chosen[i] = assignment.bucket.map(|b| b.value);
-            if wanted[i] {
-                results[i] = Some(assignment);
+            if self.has_dependencies {
+                chosen[i] = assignment.bucket.map(|b| b.value);
+            }
+            if selection.as_ref().is_none_or(|(wanted, _)| wanted[i]) {
+                results.push(assignment);
+                if self.has_dependencies {
+                    ranks.push(self.rank[i]);
+                }
             }
         }
-        Evaluation { results: self.sorted.iter().filter_map(|&i| results[i].take()).collect() }
+        if self.has_dependencies {
+            // Children were moved after their parents: back to name order.
+            let mut order: Vec<usize> = (0..results.len()).collect();
+            order.sort_unstable_by_key(|&k| ranks[k]);
+            let mut slots: Vec<Option<Assignment<'a>>> = results.into_iter().map(Some).collect();
+            results = order.into_iter().filter_map(|k| slots[k].take()).collect();
+        }
+        Evaluation { results }
     }
 
     /// Evaluates one test (and, first, the tests it depends on). Unknown tests give `None`.
@@ -286,7 +312,7 @@ impl Matrix {
         match test.rule.evaluate(&run.env) {
             Ok(true) => {}
             Ok(false) => return unassigned(Reason::NotEligible),
-            Err(e) => return unassigned(Reason::RuleError { rule: "rule".into(), message: e.message }),
+            Err(e) => return unassigned(Reason::rule_error("rule".into(), e.message)),
         }
         for (i, allocation) in test.allocations.iter().enumerate() {
             match allocation.rule.evaluate(&run.env) {
@@ -294,7 +320,7 @@ impl Matrix {
                 Ok(true) => {}
                 // An error ends the search: later allocations are not tried (§2.2).
                 Err(e) => {
-                    return unassigned(Reason::RuleError { rule: format!("allocations[{i}].rule"), message: e.message })
+                    return unassigned(Reason::rule_error(format!("allocations[{i}].rule"), e.message))
                 }
             }
             if force.is_some_and(|f| f.default_mode == DefaultMode::MinLive) {

@@ -25,7 +25,7 @@ pub mod value;
 
 pub use compile::{Compilation, Matrix};
 pub use diagnostic::{Diagnostic, Severity};
-pub use eval::{Assignment, Evaluation, Reason, Request};
+pub use eval::{Assignment, Evaluation, Reason, Request, RuleFailure};
 pub use force::{DefaultMode, ForceGroups};
 pub use matrix::{Payload, TestMatrix};
 pub use schema::{ContextSchema, ContextType};

@@ -133,6 +133,9 @@ impl Rule {
     /// Evaluates the rule for one request: a Boolean result is the answer, null is false, and
     /// anything else is an error (code `not_boolean`).
     pub fn evaluate(&self, env: &EvalEnv<'_>) -> Result<bool, RuleError> {
+        if let Node::Const(Value::Bool(b)) = *self.root {
+            return Ok(b);
+        }
         let value = eval::eval(&self.root, env)?;
         match &*value {
             Value::Bool(b) => Ok(*b),
