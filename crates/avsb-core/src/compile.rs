@@ -6,6 +6,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
 use indexmap::IndexMap;
+use rustc_hash::FxHashMap;
 
 use crate::bucketing;
 use crate::diagnostic::{Diagnostic, Severity};
@@ -80,7 +81,7 @@ pub struct Matrix {
     pub(crate) audit: Audit,
     /// In evaluation order (parents before children).
     pub(crate) tests: Vec<CompiledTest>,
-    pub(crate) by_name: HashMap<Arc<str>, usize>,
+    pub(crate) by_name: FxHashMap<Arc<str>, usize>,
     /// Positions in `tests`, sorted by test name (Proctor's `TreeMap` order).
     pub(crate) sorted: Vec<usize>,
     /// Each test's place in `sorted`.
@@ -88,7 +89,7 @@ pub struct Matrix {
     /// Whether any test depends on another (otherwise evaluation order is name order).
     pub(crate) has_dependencies: bool,
     pub(crate) variables: Vec<VariableSlot>,
-    pub(crate) variable_index: HashMap<String, usize>,
+    pub(crate) variable_index: FxHashMap<String, usize>,
     pub(crate) identifier_types: Vec<String>,
     pub(crate) incognito_slot: usize,
     /// Positions in `tests`, in document order.
@@ -121,7 +122,7 @@ impl Compilation {
 /// schema is permissive.
 struct Variables<'a> {
     slots: &'a mut Vec<VariableSlot>,
-    index: &'a mut HashMap<String, usize>,
+    index: &'a mut FxHashMap<String, usize>,
     permissive: bool,
     /// The incognito slot when the schema does not declare it: usable only by permissive rules.
     incognito: Option<usize>,
@@ -163,7 +164,7 @@ impl Matrix {
             .iter()
             .map(|(name, var)| VariableSlot { name: name.clone(), ty: Some(var.ty) })
             .collect();
-        let mut variable_index: HashMap<String, usize> =
+        let mut variable_index: FxHashMap<String, usize> =
             variables.iter().enumerate().map(|(i, v)| (v.name.clone(), i)).collect();
         let declared_incognito = variable_index.get(INCOGNITO_VARIABLE).copied();
         let incognito_slot = declared_incognito.unwrap_or_else(|| {
@@ -239,7 +240,7 @@ impl Matrix {
             };
             tests.push(test);
         }
-        let by_name: HashMap<Arc<str>, usize> = tests.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        let by_name: FxHashMap<Arc<str>, usize> = tests.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         let mut sorted: Vec<usize> = (0..tests.len()).collect();
         sorted.sort_by(|a, b| tests[*a].name.cmp(&tests[*b].name));
         let mut rank = vec![0u32; tests.len()];

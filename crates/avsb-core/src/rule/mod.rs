@@ -25,7 +25,7 @@ pub mod version;
 
 use compile::{Compiler, StaticType};
 use eval::Node;
-use parser::{parse_composite, Part};
+use parser::{parse_composite, BinOp, Part};
 
 /// The longest rule accepted, in bytes.
 pub const MAX_RULE_LENGTH: usize = 8192;
@@ -133,8 +133,8 @@ impl Rule {
     /// Evaluates the rule for one request: a Boolean result is the answer, null is false, and
     /// anything else is an error (code `not_boolean`).
     pub fn evaluate(&self, env: &EvalEnv<'_>) -> Result<bool, RuleError> {
-        if let Node::Const(Value::Bool(b)) = *self.root {
-            return Ok(b);
+        if let Some(answer) = self.shortcut(env) {
+            return Ok(answer);
         }
         let value = eval::eval(&self.root, env)?;
         match &*value {
@@ -144,6 +144,57 @@ impl Rule {
                 "not_boolean",
                 format!("the rule evaluated to a {}, not a boolean", eval::class_name(other)),
             )),
+        }
+    }
+}
+
+impl Rule {
+    /// The commonest rule shapes, answered without the general evaluator when the request's
+    /// values have the types the shape assumes: constant rules, `${var == 'text'}` (and `!=`),
+    /// `${proctor:contains(CONSTANT_LIST, var)}` with a String variable, and a ReleaseVersion
+    /// variable compared with a constant version. Anything else, including a missing variable
+    /// or another type (which EL would coerce or reject), goes the general way: `None`.
+    /// [`Rule::evaluate`] without [`Rule::shortcut`], to hold the two to the same answers.
+    #[cfg(test)]
+    pub(crate) fn evaluate_generally(&self, env: &EvalEnv<'_>) -> Result<bool, RuleError> {
+        let value = eval::eval(&self.root, env)?;
+        match &*value {
+            Value::Bool(b) => Ok(*b),
+            Value::Null => Ok(false),
+            other => Err(eval::err("not_boolean", format!("the rule evaluated to a {}", eval::class_name(other)))),
+        }
+    }
+
+    fn shortcut(&self, env: &EvalEnv<'_>) -> Option<bool> {
+        let slot = |node: &Node| match node {
+            Node::Slot(slot, _) => env.context.get(*slot).and_then(Option::as_ref),
+            _ => None,
+        };
+        match &*self.root {
+            Node::Const(Value::Bool(b)) => Some(*b),
+            Node::Binary(op @ (BinOp::Eq | BinOp::Ne), a, b) => match (slot(a), &**b) {
+                (Some(Value::String(s)), Node::Const(Value::String(text))) => Some((s == text) == (*op == BinOp::Eq)),
+                _ => None,
+            },
+            Node::Binary(op @ (BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge), a, b) => match (slot(a), &**b) {
+                (Some(Value::Version(v)), Node::Const(Value::Version(bound))) => {
+                    let order = v.java_compare(bound);
+                    Some(match op {
+                        BinOp::Lt => order.is_lt(),
+                        BinOp::Le => order.is_le(),
+                        BinOp::Gt => order.is_gt(),
+                        _ => order.is_ge(),
+                    })
+                }
+                _ => None,
+            },
+            Node::Call(functions::Func::Contains, args) => match (args.first(), args.get(1).and_then(slot)) {
+                (Some(Node::Const(Value::List(items))), Some(Value::String(s))) => {
+                    Some(items.iter().any(|item| matches!(item, Value::String(e) if e == s)))
+                }
+                _ => None,
+            },
+            _ => None,
         }
     }
 }

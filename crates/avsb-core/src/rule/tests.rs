@@ -165,3 +165,66 @@ proptest! {
         evaluate_any(&format!("${{{}}}", tokens.join(" ")));
     }
 }
+
+/// The shortcut shapes answer exactly as the general evaluator, whatever the request holds.
+#[test]
+fn shortcuts_agree_with_the_general_evaluator() {
+    use crate::rule::version::ReleaseVersion;
+    use crate::value::IntKind;
+    let rules = [
+        "${plan == 'pro'}",
+        "${plan != 'pro'}",
+        "${plan eq ''}",
+        "${proctor:contains(LIST, plan)}",
+        "${proctor:contains(NUMBERS, plan)}",
+        "${plan >= proctor:version('2.0.0.0')}",
+        "${plan lt proctor:version('1.x')}",
+        "${plan <= proctor:version('2.0.x')}",
+        "${plan > proctor:version('0.0.0.1')}",
+    ];
+    let values = [
+        None,
+        Some(Value::Null),
+        Some(Value::string("pro")),
+        Some(Value::string("PRO")),
+        Some(Value::string("")),
+        Some(Value::string("5")),
+        Some(Value::Int(5, IntKind::Integer)),
+        Some(Value::Bool(true)),
+        Some(Value::Version(ReleaseVersion::parse("2.0.0.0").unwrap())),
+        Some(Value::Version(ReleaseVersion::parse("1.9.x").unwrap())),
+        Some(Value::Version(ReleaseVersion::parse("2.0.1.0").unwrap())),
+    ];
+    let constants: IndexMap<String, Value> = [
+        ("LIST".to_string(), Value::from_json(&serde_json::json!(["pro", "team", 5, null]))),
+        ("NUMBERS".to_string(), Value::from_json(&serde_json::json!([5, 6]))),
+    ]
+    .into_iter()
+    .collect();
+    let mut checked = 0;
+    for text in rules {
+        let mut lookup = Unknown;
+        let mut env = CompileEnv { constants: &constants, variables: &mut lookup };
+        let rule = crate::rule::compile(Some(text), &mut env).map(|c| c.rule).unwrap();
+        for value in &values {
+            let context = [value.clone()];
+            let env = EvalEnv { context: &context, missing_experimental_unit: false, now_millis: None };
+            let (fast, general) = (rule.evaluate(&env), rule.evaluate_generally(&env));
+            assert_eq!(fast.is_ok(), general.is_ok(), "{text} with {value:?}: {fast:?} vs {general:?}");
+            if let (Ok(a), Ok(b)) = (fast, general) {
+                assert_eq!(a, b, "{text} with {value:?}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 40);
+}
+
+/// A lookup that knows one variable, `plan`, of unknown type (as a permissive schema has).
+struct Unknown;
+
+impl VariableLookup for Unknown {
+    fn lookup(&mut self, name: &str) -> Option<VariableInfo> {
+        (name == "plan").then_some(VariableInfo { slot: 0, ty: None })
+    }
+}
