@@ -28,6 +28,14 @@ fn engine(c: &mut Criterion) {
         ["country", "plan", "version"].iter().map(|v| matrix.variable_slot(v).unwrap_or_default()).collect();
 
     let mut i = 0usize;
+    // The floor the product compares W1 with: one MD5 block over the same bytes.
+    c.bench_function("floor: MD5 of salt and identifier (md-5 crate)", |b| {
+        b.iter(|| {
+            i = (i + 1) & 4095;
+            black_box(avsb_core::bucketing::digest(black_box(b"w1_0|w1_0"), &users[i]))
+        })
+    });
+
     c.bench_function("W1 one 50/50 boolean test", |b| {
         b.iter(|| {
             i = (i + 1) & 4095;
