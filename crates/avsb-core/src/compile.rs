@@ -442,7 +442,7 @@ fn compile_test(
             }
         }
         let sum: f64 = allocation.ranges.iter().map(|r| r.length).sum();
-        if !(sum >= 1.0 - SUM_TOLERANCE && sum <= 1.0 + SUM_TOLERANCE) {
+        if !(1.0 - SUM_TOLERANCE..=1.0 + SUM_TOLERANCE).contains(&sum) {
             error(
                 &mut errors,
                 at(".ranges"),

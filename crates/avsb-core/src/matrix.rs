@@ -515,10 +515,9 @@ fn read_test(v: &Json, stored: bool) -> Result<TestDefinition, FieldError> {
             "salt" => test.salt = scalar::string(value, at)?,
             "rule" => test.rule = scalar::string(value, at)?,
             "subrule" if stored => test.rule = scalar::string(value, at)?,
-            "constants" => {
-                if !value.is_null() {
-                    test.constants = object(value, at)?.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                }
+            // A null object is the same as an absent one.
+            "constants" if !value.is_null() => {
+                test.constants = object(value, at)?.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             }
             "buckets" => test.buckets = each(Some(value), at, read_bucket)?,
             "allocations" => test.allocations = each(Some(value), at, read_allocation)?,
@@ -526,26 +525,22 @@ fn read_test(v: &Json, stored: bool) -> Result<TestDefinition, FieldError> {
             "testType" => test_type = scalar::string(value, at)?,
             "description" => test.description = scalar::string(value, at)?,
             "metaTags" => test.meta_tags = each(Some(value), at, |t, at| scalar::string(t, at).map(Option::unwrap_or_default))?,
-            "dependsOn" => {
-                if !value.is_null() {
-                    let d = object(value, at)?;
-                    let name_at = at.key("testName");
-                    let parent = scalar::string(d.get("testName").unwrap_or(&Json::Null), &name_at)?
-                        .ok_or_else(|| field_error(&name_at, "missing"))?;
-                    let bucket_value = scalar::int(d.get("bucketValue").unwrap_or(&Json::Null), &at.key("bucketValue"))?;
-                    test.depends_on = Some(DependsOn { test_name: parent, bucket_value });
-                }
+            "dependsOn" if !value.is_null() => {
+                let d = object(value, at)?;
+                let name_at = at.key("testName");
+                let parent = scalar::string(d.get("testName").unwrap_or(&Json::Null), &name_at)?
+                    .ok_or_else(|| field_error(&name_at, "missing"))?;
+                let bucket_value = scalar::int(d.get("bucketValue").unwrap_or(&Json::Null), &at.key("bucketValue"))?;
+                test.depends_on = Some(DependsOn { test_name: parent, bucket_value });
             }
             "dynamic" => test.dynamic = scalar::boolean(value, at)?,
             "evaluateForIncognitoUsers" => test.evaluate_for_incognito_users = scalar::boolean(value, at)?,
             "enableUnitlessAllocations" => test.enable_unitless_allocations = scalar::boolean(value, at)?,
             "containsUnitlessAllocation" => test.contains_unitless_allocation = scalar::boolean(value, at)?,
             "forceLogging" => test.force_logging = scalar::boolean(value, at)?,
-            "payloadExperimentConfig" => {
-                if !value.is_null() {
-                    object(value, at)?;
-                    test.payload_experiment_config = Some(value.clone());
-                }
+            "payloadExperimentConfig" if !value.is_null() => {
+                object(value, at)?;
+                test.payload_experiment_config = Some(value.clone());
             }
             "targets" => test.targets = each(Some(value), at, read_target)?,
             _ => {} // Unknown properties are ignored, as Proctor's lenient mapper does.

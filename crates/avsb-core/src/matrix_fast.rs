@@ -276,6 +276,7 @@ mod tests {
     /// with a larger stack: the strategy's value trees are deep in unoptimised builds.)
     #[test]
     fn the_fast_reader_agrees_with_the_tree_reader() {
+        #[allow(clippy::result_large_err)] // proptest's own error type
         let check = || {
             let strategy = (
                 (scalar(), scalar(), scalar(), scalar()),
@@ -304,7 +305,12 @@ mod tests {
                 Ok(())
             })
         };
-        let result = std::thread::Builder::new().stack_size(64 << 20).spawn(check).unwrap().join().unwrap();
+        let result = std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(move || check().map_err(|e| e.to_string()))
+            .unwrap()
+            .join()
+            .unwrap();
         if let Err(e) = result {
             panic!("{e}");
         }

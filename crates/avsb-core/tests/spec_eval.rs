@@ -316,7 +316,7 @@ fn run_case(case: &Map<String, Json>, dir: &Path) -> Result<(), Vec<String>> {
                                 },
                                 got.map_or_else(
                                     || "not evaluated/reported".to_string(),
-                                    |r| compact(r)
+                                    compact
                                 )
                             ));
                         }
