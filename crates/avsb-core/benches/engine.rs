@@ -21,7 +21,9 @@ fn compile(text: &str) -> Matrix {
 }
 
 fn engine(c: &mut Criterion) {
-    let users = workloads::users(4096);
+    // Leaked once so requests can borrow them for any lifetime.
+    let users: &'static [&'static str] =
+        Vec::leak(workloads::users(4096).into_iter().map(|u| &*String::leak(u)).collect());
     let matrix = compile(&workloads::matrix(200));
     let user_slot = matrix.identifier_slot("USER").unwrap_or_default();
     let slots: Vec<usize> =
@@ -32,7 +34,7 @@ fn engine(c: &mut Criterion) {
     c.bench_function("floor: MD5 of salt and identifier (md-5 crate)", |b| {
         b.iter(|| {
             i = (i + 1) & 4095;
-            black_box(avsb_core::bucketing::digest(black_box(b"w1_0|w1_0"), &users[i]))
+            black_box(avsb_core::bucketing::digest(black_box(b"w1_0|w1_0"), users[i]))
         })
     });
 
@@ -40,19 +42,25 @@ fn engine(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) & 4095;
             let mut request = matrix.request();
-            request.identifiers[user_slot] = Some(Cow::Borrowed(users[i].as_str()));
+            request.identifiers[user_slot] = Some(Cow::Borrowed(users[i]));
             black_box(matrix.evaluate_test(black_box("w1_0"), &request).and_then(|a| a.bucket).map(|b| b.value))
         })
     });
 
+    // A user who misses all three rules of W2: country DE, plan free, version 1.9.3.0.
+    let request_for = |user: &'static str| {
+        let mut request = matrix.request();
+        request.identifiers[user_slot] = Some(Cow::Borrowed(user));
+        request.context[slots[0]] = Some(Value::string("DE"));
+        request.context[slots[1]] = Some(Value::string("free"));
+        request.context[slots[2]] = ReleaseVersion::parse("1.9.3.0").ok().map(Value::Version);
+        request
+    };
+
     c.bench_function("W2 three rules missed, then a 34/33/33 split", |b| {
         b.iter(|| {
             i = (i + 1) & 4095;
-            let mut request = matrix.request();
-            request.identifiers[user_slot] = Some(Cow::Borrowed(users[i].as_str()));
-            request.context[slots[0]] = Some(Value::string("DE"));
-            request.context[slots[1]] = Some(Value::string("free"));
-            request.context[slots[2]] = ReleaseVersion::parse("1.9.3.0").ok().map(Value::Version);
+            let request = request_for(users[i]);
             black_box(matrix.evaluate_test(black_box("w2_1"), &request).and_then(|a| a.bucket).map(|b| b.value))
         })
     });
@@ -60,11 +68,7 @@ fn engine(c: &mut Criterion) {
     c.bench_function("W3 all 200 tests for one request", |b| {
         b.iter(|| {
             i = (i + 1) & 4095;
-            let mut request = matrix.request();
-            request.identifiers[user_slot] = Some(Cow::Borrowed(users[i].as_str()));
-            request.context[slots[0]] = Some(Value::string("DE"));
-            request.context[slots[1]] = Some(Value::string("free"));
-            request.context[slots[2]] = ReleaseVersion::parse("1.9.3.0").ok().map(Value::Version);
+            let request = request_for(users[i]);
             black_box(matrix.evaluate(&request).assigned().count())
         })
     });
