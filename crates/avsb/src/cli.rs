@@ -25,6 +25,11 @@ enum Command {
     Eval(EvalArgs),
     /// Print the valid tests of a matrix as Proctor writes it (`GET /proctor/matrix`).
     Export(ExportArgs),
+    /// Run the server: admin API, Pipet-compatible API, OFREP, SDK datafile and stream, events.
+    Serve(crate::serve::ServeArgs),
+    /// Create, list or revoke admin API tokens.
+    #[command(subcommand)]
+    Token(crate::serve::TokenCommand),
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +104,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
         Command::Validate(args) => validate(&args, out, err),
         Command::Eval(args) => eval(&args, out, err),
         Command::Export(args) => export(&args, out, err),
+        Command::Serve(args) => crate::serve::serve(args, out),
+        Command::Token(command) => crate::serve::token(command, out),
     };
     match result {
         Ok(code) => ExitCode::from(code),

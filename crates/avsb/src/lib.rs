@@ -1,3 +1,4 @@
 //! The `avsb` binary's library: its command line, kept here so tests drive the same code.
 
 pub mod cli;
+pub mod serve;

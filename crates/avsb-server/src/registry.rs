@@ -1,0 +1,198 @@
+//! What the request path reads: one immutable snapshot per environment (its compiled matrix and
+//! pre-rendered documents), swapped atomically when a revision is committed, and the map from
+//! SDK-key digests to environments. Readers never take a lock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use avsb_core::{ContextSchema, Matrix, Severity};
+use axum::body::Bytes;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::store::{Environment, Project, Revision, RevisionMeta};
+
+/// One environment at one revision, ready to serve.
+#[derive(Debug)]
+pub struct EnvSnapshot {
+    /// The project's id.
+    pub project_id: i64,
+    /// The project's key.
+    pub project_key: String,
+    /// The environment's id.
+    pub environment_id: i64,
+    /// The environment's key.
+    pub environment_key: String,
+    /// The revision served.
+    pub revision: RevisionMeta,
+    /// The project's schema version it was compiled against.
+    pub schema_version: i64,
+    /// The identifier type of OFREP's `targetingKey` and SDK contexts of kind `user`.
+    pub default_identifier_type: String,
+    /// The compiled matrix.
+    pub matrix: Matrix,
+    /// `GET /proctor/matrix`: the verified matrix as Proctor writes it.
+    pub matrix_json: Bytes,
+    /// The SDK datafile: matrix, schema and versions.
+    pub datafile: Bytes,
+    /// The datafile's entity tag (quoted), also the stream's event id.
+    pub etag: String,
+}
+
+impl EnvSnapshot {
+    /// Compiles a revision against the project's schema. Tests the schema no longer accepts are
+    /// left out (writes are validated first, so this only happens after a manual database edit).
+    pub fn build(project: &Project, env: &Environment, revision: &Revision) -> anyhow::Result<EnvSnapshot> {
+        let schema = ContextSchema::from_json(&project.schema_json)
+            .map_err(|e| anyhow::anyhow!("project '{}': schema {e}", project.key))?;
+        let compilation = Matrix::compile_json(&revision.matrix_json, &schema)
+            .map_err(|e| anyhow::anyhow!("revision {}: {e}", revision.meta.id))?;
+        for d in compilation.diagnostics.iter().filter(|d| d.severity == Severity::Error) {
+            tracing::warn!(project = %project.key, environment = %env.key, revision = revision.meta.id, "dropped at load: {d}");
+        }
+        Self::from_compiled(project, env, &revision.meta, compilation.matrix)
+    }
+
+    /// A snapshot of an already compiled matrix.
+    pub fn from_compiled(
+        project: &Project,
+        env: &Environment,
+        revision: &RevisionMeta,
+        matrix: Matrix,
+    ) -> anyhow::Result<EnvSnapshot> {
+        let matrix_doc = matrix.to_test_matrix().to_json(false);
+        let etag = format!("\"{}.{}\"", revision.id, project.schema_version);
+        let datafile = json!({
+            "project": project.key,
+            "environment": env.key,
+            "version": revision.id.to_string(),
+            "schemaVersion": project.schema_version,
+            "defaultIdentifierType": project.default_identifier_type,
+            "schema": matrix.schema().to_json(),
+            "matrix": matrix_doc,
+        });
+        Ok(EnvSnapshot {
+            project_id: project.id,
+            project_key: project.key.clone(),
+            environment_id: env.id,
+            environment_key: env.key.clone(),
+            revision: revision.clone(),
+            schema_version: project.schema_version,
+            default_identifier_type: project.default_identifier_type.clone(),
+            matrix_json: Bytes::from(serde_json::to_vec(&matrix_doc)?),
+            datafile: Bytes::from(serde_json::to_vec(&datafile)?),
+            matrix,
+            etag,
+        })
+    }
+}
+
+/// One environment's current snapshot and the channel that announces new ones.
+#[derive(Debug)]
+pub struct EnvSlot {
+    current: ArcSwap<EnvSnapshot>,
+    changes: watch::Sender<Arc<EnvSnapshot>>,
+}
+
+impl EnvSlot {
+    /// The snapshot served now.
+    pub fn current(&self) -> Arc<EnvSnapshot> {
+        self.current.load_full()
+    }
+
+    /// A receiver that sees every later snapshot (the latest one, if several arrive at once).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<EnvSnapshot>> {
+        self.changes.subscribe()
+    }
+}
+
+/// An SDK key as the request path knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyEntry {
+    /// The key's id.
+    pub key_id: i64,
+    /// The environment it reads.
+    pub environment_id: i64,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Maps {
+    environments: HashMap<i64, Arc<EnvSlot>>,
+    by_name: HashMap<(String, String), i64>,
+    keys: HashMap<[u8; 32], KeyEntry>,
+}
+
+/// Every environment's snapshot and every active SDK key.
+#[derive(Debug, Default)]
+pub struct Registry {
+    maps: ArcSwap<Maps>,
+    /// Serializes updates (rare); reads go through `maps` without it.
+    update: Mutex<()>,
+}
+
+impl Registry {
+    fn modify(&self, f: impl FnOnce(&mut Maps)) {
+        let _guard = self.update.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut maps = Maps::clone(&self.maps.load());
+        f(&mut maps);
+        self.maps.store(Arc::new(maps));
+    }
+
+    /// Publishes a snapshot: new requests see it at once and streams are told.
+    pub fn publish(&self, snapshot: EnvSnapshot) -> Arc<EnvSnapshot> {
+        let snapshot = Arc::new(snapshot);
+        let slot = self.maps.load().environments.get(&snapshot.environment_id).cloned();
+        match slot {
+            Some(slot) => {
+                slot.current.store(Arc::clone(&snapshot));
+                slot.changes.send_replace(Arc::clone(&snapshot));
+            }
+            None => self.modify(|maps| {
+                let (changes, _) = watch::channel(Arc::clone(&snapshot));
+                let slot = EnvSlot { current: ArcSwap::new(Arc::clone(&snapshot)), changes };
+                maps.by_name
+                    .insert((snapshot.project_key.clone(), snapshot.environment_key.clone()), snapshot.environment_id);
+                maps.environments.insert(snapshot.environment_id, Arc::new(slot));
+            }),
+        }
+        snapshot
+    }
+
+    /// An environment by id.
+    pub fn environment(&self, environment_id: i64) -> Option<Arc<EnvSlot>> {
+        self.maps.load().environments.get(&environment_id).cloned()
+    }
+
+    /// An environment's current snapshot by project and environment key.
+    pub fn by_name(&self, project: &str, environment: &str) -> Option<Arc<EnvSnapshot>> {
+        let maps = self.maps.load();
+        let id = maps.by_name.get(&(project.to_string(), environment.to_string()))?;
+        maps.environments.get(id).map(|slot| slot.current())
+    }
+
+    /// The environment an SDK key reads, by the key's digest.
+    pub fn key(&self, digest: &[u8; 32]) -> Option<(KeyEntry, Arc<EnvSlot>)> {
+        let maps = self.maps.load();
+        let entry = *maps.keys.get(digest)?;
+        let slot = maps.environments.get(&entry.environment_id)?.clone();
+        Some((entry, slot))
+    }
+
+    /// Replaces the set of active SDK keys.
+    pub fn set_keys(&self, keys: impl IntoIterator<Item = (Vec<u8>, i64, i64)>) {
+        let keys: HashMap<[u8; 32], KeyEntry> = keys
+            .into_iter()
+            .filter_map(|(digest, key_id, environment_id)| {
+                let digest: [u8; 32] = digest.try_into().ok()?;
+                Some((digest, KeyEntry { key_id, environment_id }))
+            })
+            .collect();
+        self.modify(|maps| maps.keys = keys);
+    }
+
+    /// Every environment's current snapshot (for metrics).
+    pub fn snapshots(&self) -> Vec<Arc<EnvSnapshot>> {
+        self.maps.load().environments.values().map(|slot| slot.current()).collect()
+    }
+}

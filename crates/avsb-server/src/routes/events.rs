@@ -1,0 +1,220 @@
+//! `POST /sdk/v1/events`: exposures and tracked events in bulk, with the SDK key.
+//!
+//! A batch is validated whole before anything is stored: one bad event refuses the batch with a
+//! 400 naming its index and field, and nothing is written. A valid batch is committed to the
+//! database before the 202 answer.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+use crate::auth::SdkClient;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::{parse_json, read_body};
+use crate::store::{now_millis, NewEvent};
+use crate::SharedState;
+
+/// The largest batch body.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// The most events in one batch.
+pub const MAX_EVENTS: usize = 1000;
+/// The longest identifier, test name, bucket name, version or event key.
+pub const MAX_TEXT: usize = 256;
+/// The most identifier types on one event.
+pub const MAX_IDENTIFIERS: usize = 16;
+/// The largest `properties` object, as JSON.
+pub const MAX_PROPERTIES_BYTES: usize = 8 * 1024;
+/// How far in the future an event time may be (clock skew).
+const MAX_FUTURE_MILLIS: i64 = 24 * 3600 * 1000;
+
+/// The event routes.
+pub fn router() -> Router<SharedState> {
+    Router::new().route("/sdk/v1/events", post(ingest))
+}
+
+fn invalid(index: usize, field: &str, message: impl Into<String>) -> ApiError {
+    let path = if field.is_empty() { format!("events[{index}]") } else { format!("events[{index}].{field}") };
+    ApiError::bad_request("invalid_event", format!("{path}: {}", message.into()))
+        .with("index", index)
+        .with("field", field)
+}
+
+fn text(event: &Map<String, Value>, index: usize, field: &str, required: bool) -> ApiResult<Option<String>> {
+    match event.get(field) {
+        None | Some(Value::Null) if !required => Ok(None),
+        None | Some(Value::Null) => Err(invalid(index, field, "is required")),
+        Some(Value::String(s)) if s.is_empty() => Err(invalid(index, field, "must not be empty")),
+        Some(Value::String(s)) if s.len() > MAX_TEXT => {
+            Err(invalid(index, field, format!("is {} bytes long; the limit is {MAX_TEXT}", s.len())))
+        }
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(invalid(index, field, format!("must be a string, not {}", kind(other)))),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Validates one event into what is stored.
+pub fn read_event(index: usize, value: &Value, now: i64) -> ApiResult<NewEvent> {
+    let Value::Object(event) = value else {
+        return Err(invalid(index, "", format!("must be an object, not {}", kind(value))));
+    };
+    let event_kind = text(event, index, "kind", true)?.unwrap_or_default();
+    if event_kind != "exposure" && event_kind != "track" {
+        return Err(invalid(index, "kind", format!("must be 'exposure' or 'track', not '{event_kind}'")));
+    }
+    let identifiers = match event.get("identifiers") {
+        Some(Value::Object(ids)) if ids.is_empty() => return Err(invalid(index, "identifiers", "must name at least one identifier")),
+        Some(Value::Object(ids)) if ids.len() > MAX_IDENTIFIERS => {
+            return Err(invalid(index, "identifiers", format!("has {} entries; the limit is {MAX_IDENTIFIERS}", ids.len())))
+        }
+        Some(Value::Object(ids)) => {
+            let mut out = Map::new();
+            for (type_name, id) in ids {
+                let field = format!("identifiers.{type_name}");
+                if type_name.is_empty() || type_name.len() > 64 {
+                    return Err(invalid(index, "identifiers", "identifier types must be 1 to 64 bytes long"));
+                }
+                let id = match id {
+                    Value::String(s) if s.len() <= MAX_TEXT => s.clone(),
+                    Value::String(s) => {
+                        return Err(invalid(index, &field, format!("is {} bytes long; the limit is {MAX_TEXT}", s.len())))
+                    }
+                    Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+                    other => return Err(invalid(index, &field, format!("must be a string, not {}", kind(other)))),
+                };
+                out.insert(type_name.clone(), Value::String(id));
+            }
+            Value::Object(out).to_string()
+        }
+        None | Some(Value::Null) => return Err(invalid(index, "identifiers", "is required")),
+        Some(other) => return Err(invalid(index, "identifiers", format!("must be an object, not {}", kind(other)))),
+    };
+    let time = match event.get("time") {
+        None | Some(Value::Null) => now,
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(t) if t < 0 => return Err(invalid(index, "time", "must not be negative")),
+            Some(t) if t > now + MAX_FUTURE_MILLIS => {
+                return Err(invalid(index, "time", "is more than a day in the future (epoch milliseconds expected)"))
+            }
+            Some(t) => t,
+            None => return Err(invalid(index, "time", "must be an integer (epoch milliseconds)")),
+        },
+        Some(other) => return Err(invalid(index, "time", format!("must be epoch milliseconds, not {}", kind(other)))),
+    };
+    let mut stored = NewEvent {
+        kind: event_kind.clone(),
+        time,
+        identifiers,
+        test: None,
+        bucket: None,
+        bucket_name: None,
+        version: None,
+        key: None,
+        value: None,
+        properties: None,
+    };
+    if event_kind == "exposure" {
+        stored.test = text(event, index, "test", true)?;
+        stored.bucket = match event.get("bucket") {
+            Some(Value::Number(n)) => match n.as_i64().and_then(|v| i32::try_from(v).ok()) {
+                Some(v) => Some(v),
+                None => return Err(invalid(index, "bucket", "must be a 32-bit integer bucket value")),
+            },
+            None | Some(Value::Null) => return Err(invalid(index, "bucket", "is required (the bucket value)")),
+            Some(other) => return Err(invalid(index, "bucket", format!("must be an integer, not {}", kind(other)))),
+        };
+        stored.bucket_name = text(event, index, "bucketName", false)?;
+        stored.version = match event.get("version") {
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => text(event, index, "version", false)?,
+        };
+    } else {
+        stored.key = text(event, index, "key", true)?;
+        stored.value = match event.get("value") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(v) if v.is_finite() => Some(v),
+                _ => return Err(invalid(index, "value", "must be a finite number")),
+            },
+            Some(other) => return Err(invalid(index, "value", format!("must be a number, not {}", kind(other)))),
+        };
+        stored.properties = match event.get("properties") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(p)) => {
+                let text = Value::Object(p.clone()).to_string();
+                if text.len() > MAX_PROPERTIES_BYTES {
+                    return Err(invalid(
+                        index,
+                        "properties",
+                        format!("is {} bytes as JSON; the limit is {MAX_PROPERTIES_BYTES}", text.len()),
+                    ));
+                }
+                Some(text)
+            }
+            Some(other) => return Err(invalid(index, "properties", format!("must be an object, not {}", kind(other)))),
+        };
+    }
+    Ok(stored)
+}
+
+/// Validates a whole batch (`{"events": [...]}` or a bare array).
+pub fn read_batch(doc: &Value, now: i64) -> ApiResult<Vec<NewEvent>> {
+    let events = match doc {
+        Value::Array(events) => events,
+        Value::Object(o) => match o.get("events") {
+            Some(Value::Array(events)) => events,
+            _ => return Err(ApiError::bad_request("invalid_body", "expected {\"events\": [...]} or an array of events")),
+        },
+        _ => return Err(ApiError::bad_request("invalid_body", "expected {\"events\": [...]} or an array of events")),
+    };
+    if events.len() > MAX_EVENTS {
+        return Err(ApiError::bad_request(
+            "too_many_events",
+            format!("the batch has {} events; the limit is {MAX_EVENTS}", events.len()),
+        ));
+    }
+    events.iter().enumerate().map(|(i, e)| read_event(i, e, now)).collect()
+}
+
+async fn ingest(State(state): State<SharedState>, client: SdkClient, body: Body) -> Response {
+    let result: ApiResult<usize> = async {
+        let bytes = read_body(body, MAX_BODY).await?;
+        let doc: Value = parse_json(&bytes)?;
+        let events = match read_batch(&doc, now_millis()) {
+            Ok(events) => events,
+            Err(e) => {
+                let count = doc.get("events").and_then(Value::as_array).or(doc.as_array()).map_or(1, Vec::len);
+                state.metrics.events_rejected(count as u64);
+                return Err(e);
+            }
+        };
+        let count = events.len();
+        let exposures = events.iter().filter(|e| e.kind == "exposure").count();
+        if count > 0 {
+            let environment_id = client.environment.current().environment_id;
+            state.store.insert_events(environment_id, Some(client.key.key_id), events).await?;
+        }
+        state.metrics.events_accepted("exposure", exposures as u64);
+        state.metrics.events_accepted("track", (count - exposures) as u64);
+        Ok(count)
+    }
+    .await;
+    match result {
+        Ok(count) => (StatusCode::ACCEPTED, Json(json!({"accepted": count}))).into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,113 @@
+//! What SDKs that evaluate locally read: the environment's datafile (matrix, schema, versions)
+//! with ETag/304, and a Server-Sent Events stream that pushes every new datafile.
+//!
+//! Stream protocol: each event is `event: datafile`, `id: <etag without quotes>`, `data: <the
+//! datafile JSON>`. On connect the current datafile is sent unless `Last-Event-ID` names it (a
+//! client resuming after a reconnect with nothing new receives nothing). Idle streams carry a
+//! `: heartbeat` comment every `Options::heartbeat`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::stream::{self, Stream};
+use tokio::sync::watch;
+
+use crate::auth::SdkClient;
+use crate::registry::EnvSnapshot;
+use crate::SharedState;
+
+/// The SDK routes.
+pub fn router() -> Router<SharedState> {
+    Router::new().route("/sdk/v1/datafile", get(datafile)).route("/sdk/v1/stream", get(stream_datafiles))
+}
+
+fn etag_value(snapshot: &EnvSnapshot) -> HeaderValue {
+    HeaderValue::from_str(&snapshot.etag).unwrap_or(HeaderValue::from_static("\"\""))
+}
+
+/// Whether `If-None-Match` names this entity tag.
+pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+async fn datafile(client: SdkClient, headers: HeaderMap) -> Response {
+    let snapshot = client.environment.current();
+    if not_modified(&headers, &snapshot.etag) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value(&snapshot))]).into_response();
+    }
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (header::ETAG, etag_value(&snapshot)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        snapshot.datafile.clone(),
+    )
+        .into_response()
+}
+
+fn event(snapshot: &EnvSnapshot) -> Event {
+    let data = std::str::from_utf8(&snapshot.datafile).unwrap_or("{}");
+    Event::default().event("datafile").id(snapshot.etag.trim_matches('"')).data(data)
+}
+
+/// Counts a connected stream for as long as it lives.
+struct Connected(SharedState);
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.0.metrics.stream_clients(-1);
+    }
+}
+
+struct StreamState {
+    changes: watch::Receiver<Arc<EnvSnapshot>>,
+    shutdown: watch::Receiver<bool>,
+    first: Option<Event>,
+    _connected: Connected,
+}
+
+async fn stream_datafiles(
+    State(state): State<SharedState>,
+    client: SdkClient,
+    headers: HeaderMap,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut changes = client.environment.subscribe();
+    let current = Arc::clone(&changes.borrow_and_update());
+    let last_seen = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
+    let first = (last_seen != Some(current.etag.trim_matches('"'))).then(|| event(&current).retry(std::time::Duration::from_secs(1)));
+    state.metrics.stream_clients(1);
+    let initial = StreamState {
+        changes,
+        shutdown: state.shutting_down.subscribe(),
+        first,
+        _connected: Connected(Arc::clone(&state)),
+    };
+    let events = stream::unfold(initial, |mut s| async move {
+        if let Some(first) = s.first.take() {
+            return Some((Ok(first), s));
+        }
+        if *s.shutdown.borrow() {
+            return None;
+        }
+        tokio::select! {
+            changed = s.changes.changed() => {
+                changed.ok()?;
+                let snapshot = Arc::clone(&s.changes.borrow_and_update());
+                Some((Ok(event(&snapshot)), s))
+            }
+            _ = s.shutdown.changed() => None,
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(state.options.heartbeat).text("heartbeat"))
+}

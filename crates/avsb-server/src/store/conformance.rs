@@ -1,0 +1,167 @@
+//! The conformance suite every [`Store`] backend must pass. A new backend (PostgreSQL) adds one
+//! test that calls [`run`] on a fresh, empty store.
+
+use anyhow::{ensure, Context};
+
+use super::{NewEvent, NewProject, Revision, RevisionMeta, Role, Store, StoreError};
+
+fn revision(id: i64, environment_id: i64, parent: Option<i64>, kind: &str, matrix: &str) -> Revision {
+    Revision {
+        meta: RevisionMeta {
+            id,
+            environment_id,
+            parent,
+            kind: kind.into(),
+            test_count: 0,
+            author: "conformance".into(),
+            comment: format!("{kind} {id}"),
+            created_at: 1_700_000_000_000 + id,
+        },
+        matrix_json: matrix.into(),
+    }
+}
+
+/// Runs every check against an empty store; the error names the first that failed.
+pub async fn run(store: &dyn Store) -> anyhow::Result<()> {
+    projects(store).await.context("projects")?;
+    revisions(store).await.context("revisions")?;
+    keys_and_tokens(store).await.context("keys and tokens")?;
+    events(store).await.context("events")?;
+    Ok(())
+}
+
+async fn projects(store: &dyn Store) -> anyhow::Result<()> {
+    ensure!(store.list_projects().await?.is_empty(), "a new store has no projects");
+    let new = NewProject {
+        key: "shop".into(),
+        name: "Shop".into(),
+        schema_json: r#"{"context":{},"identifiers":{"USER":{"source":"QUERY"}}}"#.into(),
+        default_identifier_type: "USER".into(),
+    };
+    let project = store.create_project(new.clone()).await?;
+    ensure!(project.key == "shop" && project.schema_version == 1, "created project: {project:?}");
+    ensure!(
+        matches!(store.create_project(new).await, Err(StoreError::Duplicate(_))),
+        "a second project with the same key is refused"
+    );
+    ensure!(store.project("shop").await? == Some(project.clone()), "a project reads back");
+    ensure!(store.project("nope").await?.is_none(), "an unknown project is None");
+
+    let changed = store.set_schema(project.id, r#"{"context":{}}"#, 1).await?;
+    ensure!(changed.schema_version == 2 && changed.schema_json == r#"{"context":{}}"#, "schema set: {changed:?}");
+    ensure!(
+        matches!(store.set_schema(project.id, "{}", 1).await, Err(StoreError::Conflict { expected: 1, current: 2 })),
+        "a schema write from a stale version conflicts"
+    );
+    let renamed = store.update_project(project.id, "Shop 2", "ACCOUNT").await?;
+    ensure!(renamed.name == "Shop 2" && renamed.default_identifier_type == "ACCOUNT", "updated: {renamed:?}");
+    ensure!(store.list_projects().await?.len() == 1, "one project listed");
+    Ok(())
+}
+
+async fn revisions(store: &dyn Store) -> anyhow::Result<()> {
+    let project = store.project("shop").await?.context("project from the previous step")?;
+    let first = store.reserve_revision_id().await?;
+    let dev = store.create_environment(project.id, "development", "Development", revision(first, 0, None, "create", "{}")).await?;
+    ensure!(dev.current_revision == first && dev.position == 0, "development: {dev:?}");
+    let second = store.reserve_revision_id().await?;
+    ensure!(second > first, "revision ids increase");
+    let prod = store.create_environment(project.id, "production", "Production", revision(second, 0, None, "create", "{}")).await?;
+    ensure!(prod.position == 1, "environments are ordered by creation");
+    ensure!(
+        matches!(
+            store.create_environment(project.id, "production", "P", revision(store.reserve_revision_id().await?, 0, None, "create", "{}")).await,
+            Err(StoreError::Duplicate(_))
+        ),
+        "a second environment with the same key is refused"
+    );
+    let keys: Vec<String> = store.list_environments(project.id).await?.into_iter().map(|e| e.key).collect();
+    ensure!(keys == ["development", "production"], "environments in order: {keys:?}");
+
+    let third = store.reserve_revision_id().await?;
+    store.commit_revision(first, revision(third, dev.id, Some(first), "edit", r#"{"tests":{}}"#)).await?;
+    let stale = store.reserve_revision_id().await?;
+    match store.commit_revision(first, revision(stale, dev.id, Some(first), "edit", "{}")).await {
+        Err(StoreError::Conflict { expected, current }) => {
+            ensure!(expected == first && current == third, "conflict names both revisions")
+        }
+        other => anyhow::bail!("a commit on a stale base must conflict, got {other:?}"),
+    }
+    ensure!(store.revision(stale).await?.is_none(), "a conflicting revision is not stored");
+    let stored = store.revision(third).await?.context("the committed revision")?;
+    ensure!(stored.matrix_json == r#"{"tests":{}}"# && stored.meta.parent == Some(first), "revision: {stored:?}");
+    let envs = store.all_environments().await?;
+    ensure!(
+        envs.iter().any(|(p, e)| p.key == "shop" && e.key == "development" && e.current_revision == third),
+        "the environment points at the new revision"
+    );
+    let listed: Vec<i64> = store.list_revisions(dev.id, None, 10).await?.iter().map(|r| r.id).collect();
+    ensure!(listed == [third, first], "revisions newest first: {listed:?}");
+    let older: Vec<i64> = store.list_revisions(dev.id, Some(third), 10).await?.iter().map(|r| r.id).collect();
+    ensure!(older == [first], "paging with before: {older:?}");
+    Ok(())
+}
+
+async fn keys_and_tokens(store: &dyn Store) -> anyhow::Result<()> {
+    let project = store.project("shop").await?.context("project")?;
+    let dev = store.list_environments(project.id).await?.into_iter().next().context("development")?;
+    let a = store.create_sdk_key(dev.id, "web", &[1; 32], "sdk-aaaa").await?;
+    let b = store.create_sdk_key(dev.id, "rotation", &[2; 32], "sdk-bbbb").await?;
+    ensure!(
+        matches!(store.create_sdk_key(dev.id, "dup", &[1; 32], "sdk-aaaa").await, Err(StoreError::Duplicate(_))),
+        "digests are unique"
+    );
+    let active = store.active_sdk_keys().await?;
+    ensure!(active.len() == 2 && active.iter().all(|(_, _, env)| *env == dev.id), "two active keys: {active:?}");
+    ensure!(store.revoke_sdk_key(dev.id, a.id).await?, "revoking a key");
+    ensure!(!store.revoke_sdk_key(dev.id, a.id).await?, "revoking twice reports false");
+    ensure!(!store.revoke_sdk_key(dev.id + 1000, b.id).await?, "a key is revoked only through its environment");
+    let active = store.active_sdk_keys().await?;
+    ensure!(active.len() == 1 && active[0].1 == b.id, "the revoked key is inactive");
+    let listed = store.list_sdk_keys(dev.id).await?;
+    ensure!(listed.len() == 2 && listed[0].revoked_at.is_some() && listed[1].revoked_at.is_none(), "{listed:?}");
+
+    let token = store.create_admin_token("alice", Role::Write, &[9; 32], "adm-xxxx").await?;
+    ensure!(store.admin_token(&[9; 32]).await?.map(|t| t.role) == Some(Role::Write), "token by digest");
+    ensure!(store.admin_token(&[8; 32]).await?.is_none(), "unknown digest");
+    ensure!(store.revoke_admin_token(token.id).await?, "revoke token");
+    ensure!(store.admin_token(&[9; 32]).await?.is_none(), "a revoked token no longer authenticates");
+    ensure!(store.list_admin_tokens().await?.len() == 1, "revoked tokens stay listed");
+    Ok(())
+}
+
+async fn events(store: &dyn Store) -> anyhow::Result<()> {
+    let project = store.project("shop").await?.context("project")?;
+    let dev = store.list_environments(project.id).await?.into_iter().next().context("development")?;
+    let exposure = NewEvent {
+        kind: "exposure".into(),
+        time: 1_700_000_000_000,
+        identifiers: r#"{"USER":"u1"}"#.into(),
+        test: Some("checkout".into()),
+        bucket: Some(1),
+        bucket_name: Some("new".into()),
+        version: Some("3".into()),
+        key: None,
+        value: None,
+        properties: None,
+    };
+    let track = NewEvent {
+        kind: "track".into(),
+        test: None,
+        bucket: None,
+        bucket_name: None,
+        version: None,
+        key: Some("purchase".into()),
+        value: Some(149.99),
+        properties: Some(r#"{"currency":"usd"}"#.into()),
+        ..exposure.clone()
+    };
+    store.insert_events(dev.id, Some(7), vec![exposure.clone(), track.clone()]).await?;
+    let stored = store.list_events(dev.id, 0, 10).await?;
+    ensure!(stored.len() == 2, "two events stored");
+    ensure!(stored[0].event == exposure && stored[1].event == track, "events read back as written: {stored:?}");
+    ensure!(stored[0].sdk_key_id == Some(7) && stored[0].id < stored[1].id, "ids increase in arrival order");
+    let after = store.list_events(dev.id, stored[0].id, 10).await?;
+    ensure!(after.len() == 1 && after[0].event == track, "paging after an id");
+    Ok(())
+}

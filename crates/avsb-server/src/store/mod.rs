@@ -1,0 +1,306 @@
+//! Storage: projects → environments → revisions, SDK keys, admin tokens and events, behind one
+//! trait so handlers never know which database they talk to. Every backend runs the same
+//! conformance suite (`conformance`).
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+pub mod conformance;
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The environment's current revision is no longer the one the write was based on.
+    #[error("the environment is at revision {current}, not {expected}")]
+    Conflict {
+        /// The revision the write expected to replace.
+        expected: i64,
+        /// The revision that is current now.
+        current: i64,
+    },
+    /// A unique name is taken.
+    #[error("{0} already exists")]
+    Duplicate(String),
+    /// A referenced row does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The database failed.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+/// A result from the store.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A project: a context schema and its environments.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Project {
+    /// Internal id.
+    #[serde(skip)]
+    pub id: i64,
+    /// The URL-safe key (`demo`).
+    pub key: String,
+    /// A display name.
+    pub name: String,
+    /// The context schema, as Pipet's configuration JSON text.
+    #[serde(skip)]
+    pub schema_json: String,
+    /// Incremented on every schema change.
+    pub schema_version: i64,
+    /// The identifier type OFREP's `targetingKey` and SDK contexts of kind `user` map to.
+    pub default_identifier_type: String,
+    /// Creation time, epoch milliseconds.
+    pub created_at: i64,
+}
+
+/// What a new project starts with.
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    /// The URL-safe key.
+    pub key: String,
+    /// A display name.
+    pub name: String,
+    /// Pipet's configuration JSON text.
+    pub schema_json: String,
+    /// See [`Project::default_identifier_type`].
+    pub default_identifier_type: String,
+}
+
+/// An environment of a project.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    /// Internal id.
+    #[serde(skip)]
+    pub id: i64,
+    /// The owning project.
+    #[serde(skip)]
+    pub project_id: i64,
+    /// The URL-safe key (`production`).
+    pub key: String,
+    /// A display name.
+    pub name: String,
+    /// Promotion order: tests move from lower to higher positions.
+    pub position: i64,
+    /// The revision served now.
+    pub current_revision: i64,
+    /// Creation time, epoch milliseconds.
+    pub created_at: i64,
+}
+
+/// A revision's audit, without its matrix.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionMeta {
+    /// The revision id; also the matrix's `audit.version`.
+    pub id: i64,
+    /// The environment it belongs to.
+    #[serde(skip)]
+    pub environment_id: i64,
+    /// The revision it replaced (none for an environment's first).
+    pub parent: Option<i64>,
+    /// What made it: `create`, `edit`, `replace`, `delete`, `rollback`, `promote`, `kill`, `schema`.
+    pub kind: String,
+    /// How many tests its matrix holds.
+    pub test_count: i64,
+    /// Who made it (the admin token's name).
+    pub author: String,
+    /// Why.
+    pub comment: String,
+    /// When, epoch milliseconds.
+    pub created_at: i64,
+}
+
+/// A revision with its matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revision {
+    /// Its audit.
+    pub meta: RevisionMeta,
+    /// Proctor's `TestMatrixArtifact` JSON, with `audit` matching `meta`.
+    pub matrix_json: String,
+}
+
+/// A server SDK key as listed (never the secret itself).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SdkKeyInfo {
+    /// Its id.
+    pub id: i64,
+    /// The environment it reads.
+    #[serde(skip)]
+    pub environment_id: i64,
+    /// A label.
+    pub name: String,
+    /// The first characters of the key, to recognise it.
+    pub prefix: String,
+    /// Creation time, epoch milliseconds.
+    pub created_at: i64,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// An admin token's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// May read everything.
+    Read,
+    /// May also write.
+    Write,
+}
+
+impl Role {
+    /// `read` or `write`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+        }
+    }
+
+    /// Parses `read` or `write`.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "read" => Some(Role::Read),
+            "write" => Some(Role::Write),
+            _ => None,
+        }
+    }
+}
+
+/// An admin token as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminTokenInfo {
+    /// Its id.
+    pub id: i64,
+    /// Who it belongs to; recorded as the author of revisions it makes.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// The first characters of the token.
+    pub prefix: String,
+    /// Creation time, epoch milliseconds.
+    pub created_at: i64,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// An event to store.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewEvent {
+    /// `exposure` or `track`.
+    pub kind: String,
+    /// When it happened, epoch milliseconds.
+    pub time: i64,
+    /// Identifier type → identifier, as JSON object text.
+    pub identifiers: String,
+    /// Exposure: the test.
+    pub test: Option<String>,
+    /// Exposure: the bucket value.
+    pub bucket: Option<i32>,
+    /// Exposure: the bucket name.
+    pub bucket_name: Option<String>,
+    /// Exposure: the matrix or test version it was evaluated at.
+    pub version: Option<String>,
+    /// Track: the event key (`purchase`).
+    pub key: Option<String>,
+    /// Track: the numeric value.
+    pub value: Option<f64>,
+    /// Track: properties as JSON object text.
+    pub properties: Option<String>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredEvent {
+    /// Its id, increasing in arrival order.
+    pub id: i64,
+    /// The SDK key that sent it.
+    pub sdk_key_id: Option<i64>,
+    /// When the server stored it, epoch milliseconds.
+    pub received_at: i64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: NewEvent,
+}
+
+/// The storage interface every backend implements.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a project.
+    async fn create_project(&self, project: NewProject) -> StoreResult<Project>;
+    /// All projects, by key.
+    async fn list_projects(&self) -> StoreResult<Vec<Project>>;
+    /// One project by key.
+    async fn project(&self, key: &str) -> StoreResult<Option<Project>>;
+    /// Replaces a project's schema if its schema version is still `expected_version`; bumps it.
+    async fn set_schema(&self, project_id: i64, schema_json: &str, expected_version: i64) -> StoreResult<Project>;
+    /// Changes a project's name or default identifier type.
+    async fn update_project(&self, project_id: i64, name: &str, default_identifier_type: &str)
+        -> StoreResult<Project>;
+
+    /// Creates an environment whose first revision is `first` (its id from [`Store::reserve_revision_id`]).
+    async fn create_environment(
+        &self,
+        project_id: i64,
+        key: &str,
+        name: &str,
+        first: Revision,
+    ) -> StoreResult<Environment>;
+    /// A project's environments, in promotion order.
+    async fn list_environments(&self, project_id: i64) -> StoreResult<Vec<Environment>>;
+    /// Every environment of every project (to load at start).
+    async fn all_environments(&self) -> StoreResult<Vec<(Project, Environment)>>;
+
+    /// A fresh revision id, never handed out before (ids may have gaps).
+    async fn reserve_revision_id(&self) -> StoreResult<i64>;
+    /// Stores `revision` and makes it current, if the environment's current revision is still
+    /// `expected_current`; otherwise [`StoreError::Conflict`] and nothing changes.
+    async fn commit_revision(&self, expected_current: i64, revision: Revision) -> StoreResult<()>;
+    /// One revision by id.
+    async fn revision(&self, id: i64) -> StoreResult<Option<Revision>>;
+    /// An environment's revisions, newest first, older than `before` if given.
+    async fn list_revisions(&self, environment_id: i64, before: Option<i64>, limit: u32)
+        -> StoreResult<Vec<RevisionMeta>>;
+
+    /// Stores a new SDK key's digest.
+    async fn create_sdk_key(&self, environment_id: i64, name: &str, digest: &[u8], prefix: &str)
+        -> StoreResult<SdkKeyInfo>;
+    /// An environment's SDK keys, revoked ones included.
+    async fn list_sdk_keys(&self, environment_id: i64) -> StoreResult<Vec<SdkKeyInfo>>;
+    /// Revokes a key; false if it was not found or already revoked.
+    async fn revoke_sdk_key(&self, environment_id: i64, key_id: i64) -> StoreResult<bool>;
+    /// Digest, key id and environment of every unrevoked SDK key.
+    async fn active_sdk_keys(&self) -> StoreResult<Vec<(Vec<u8>, i64, i64)>>;
+
+    /// Stores a new admin token's digest.
+    async fn create_admin_token(&self, name: &str, role: Role, digest: &[u8], prefix: &str)
+        -> StoreResult<AdminTokenInfo>;
+    /// The unrevoked token with this digest.
+    async fn admin_token(&self, digest: &[u8]) -> StoreResult<Option<AdminTokenInfo>>;
+    /// Every admin token, revoked ones included.
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenInfo>>;
+    /// Revokes a token; false if it was not found or already revoked.
+    async fn revoke_admin_token(&self, id: i64) -> StoreResult<bool>;
+
+    /// Stores a batch of events atomically (all or none).
+    async fn insert_events(&self, environment_id: i64, sdk_key_id: Option<i64>, events: Vec<NewEvent>)
+        -> StoreResult<()>;
+    /// An environment's events after id `after`, oldest first.
+    async fn list_events(&self, environment_id: i64, after: i64, limit: u32) -> StoreResult<Vec<StoredEvent>>;
+}
+
+/// The current time in epoch milliseconds.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

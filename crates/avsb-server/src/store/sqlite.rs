@@ -1,0 +1,554 @@
+//! The default store: one SQLite file, migrations embedded and applied at open.
+//!
+//! rusqlite is synchronous, so every call runs on tokio's blocking pool behind one connection
+//! mutex. That also serializes writes, which SQLite does anyway. The request path never
+//! reaches this store: it reads in-memory snapshots (`registry`).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use rusqlite_migration::{Migrations, M};
+
+use super::{
+    now_millis, AdminTokenInfo, Environment, NewEvent, NewProject, Project, Revision, RevisionMeta, Role,
+    SdkKeyInfo, Store, StoreError, StoreResult, StoredEvent,
+};
+
+/// The schema, one migration per file, applied in order at open.
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("../../migrations/sqlite/001_initial.sql"))])
+}
+
+/// A store in one SQLite database file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(code, ref message) = e {
+            if code.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE {
+                return StoreError::Duplicate(message.clone().unwrap_or_else(|| "a row".into()));
+            }
+        }
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database, for tests.
+    pub fn in_memory() -> StoreResult<SqliteStore> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> StoreResult<SqliteStore> {
+        // WAL lets `avsb token create` write while a server reads; FULL syncs every commit, so an
+        // acknowledged event or revision survives a power cut.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrations().to_latest(&mut conn).map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    async fn call<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| StoreError::Backend("the connection lock is poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
+    }
+}
+
+const PROJECT_COLUMNS: &str = "id, key, name, schema_json, schema_version, default_identifier_type, created_at";
+const ENVIRONMENT_COLUMNS: &str = "id, project_id, key, name, position, current_revision_id, created_at";
+const REVISION_META_COLUMNS: &str = "id, environment_id, parent_id, kind, test_count, author, comment, created_at";
+
+fn project_row(row: &Row<'_>) -> rusqlite::Result<Project> {
+    Ok(Project {
+        id: row.get(0)?,
+        key: row.get(1)?,
+        name: row.get(2)?,
+        schema_json: row.get(3)?,
+        schema_version: row.get(4)?,
+        default_identifier_type: row.get(5)?,
+        created_at: row.get(6)?,
+    })
+}
+
+fn environment_row(row: &Row<'_>) -> rusqlite::Result<Environment> {
+    Ok(Environment {
+        id: row.get(0)?,
+        project_id: row.get(1)?,
+        key: row.get(2)?,
+        name: row.get(3)?,
+        position: row.get(4)?,
+        current_revision: row.get::<_, Option<i64>>(5)?.unwrap_or(0),
+        created_at: row.get(6)?,
+    })
+}
+
+fn revision_meta_row(row: &Row<'_>) -> rusqlite::Result<RevisionMeta> {
+    Ok(RevisionMeta {
+        id: row.get(0)?,
+        environment_id: row.get(1)?,
+        parent: row.get(2)?,
+        kind: row.get(3)?,
+        test_count: row.get(4)?,
+        author: row.get(5)?,
+        comment: row.get(6)?,
+        created_at: row.get(7)?,
+    })
+}
+
+fn sdk_key_row(row: &Row<'_>) -> rusqlite::Result<SdkKeyInfo> {
+    Ok(SdkKeyInfo {
+        id: row.get(0)?,
+        environment_id: row.get(1)?,
+        name: row.get(2)?,
+        prefix: row.get(3)?,
+        created_at: row.get(4)?,
+        revoked_at: row.get(5)?,
+    })
+}
+
+fn admin_token_row(row: &Row<'_>) -> rusqlite::Result<AdminTokenInfo> {
+    let role: String = row.get(2)?;
+    Ok(AdminTokenInfo {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        role: Role::parse(&role).unwrap_or(Role::Read),
+        prefix: row.get(3)?,
+        created_at: row.get(4)?,
+        revoked_at: row.get(5)?,
+    })
+}
+
+fn insert_revision(conn: &Connection, revision: &Revision) -> StoreResult<()> {
+    let m = &revision.meta;
+    conn.execute(
+        "INSERT INTO revisions (id, environment_id, parent_id, kind, matrix_json, test_count, author, comment, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            m.id,
+            m.environment_id,
+            m.parent,
+            m.kind,
+            revision.matrix_json,
+            m.test_count,
+            m.author,
+            m.comment,
+            m.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_project(&self, project: NewProject) -> StoreResult<Project> {
+        self.call(move |conn| {
+            let now = now_millis();
+            conn.execute(
+                "INSERT INTO projects (key, name, schema_json, default_identifier_type, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![project.key, project.name, project.schema_json, project.default_identifier_type, now],
+            )
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Duplicate(_) => StoreError::Duplicate(format!("project '{}'", project.key)),
+                other => other,
+            })?;
+            let id = conn.last_insert_rowid();
+            Ok(conn.query_row(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"), [id], project_row)?)
+        })
+        .await
+    }
+
+    async fn list_projects(&self) -> StoreResult<Vec<Project>> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY key"))?;
+            let rows = stmt.query_map([], project_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn project(&self, key: &str) -> StoreResult<Option<Project>> {
+        let key = key.to_string();
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE key = ?1"), [key], project_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn set_schema(&self, project_id: i64, schema_json: &str, expected_version: i64) -> StoreResult<Project> {
+        let schema_json = schema_json.to_string();
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current: i64 = tx
+                .query_row("SELECT schema_version FROM projects WHERE id = ?1", [project_id], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound("project".into()))?;
+            if current != expected_version {
+                return Err(StoreError::Conflict { expected: expected_version, current });
+            }
+            tx.execute(
+                "UPDATE projects SET schema_json = ?1, schema_version = schema_version + 1 WHERE id = ?2",
+                params![schema_json, project_id],
+            )?;
+            let project =
+                tx.query_row(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"), [project_id], project_row)?;
+            tx.commit()?;
+            Ok(project)
+        })
+        .await
+    }
+
+    async fn update_project(&self, project_id: i64, name: &str, default_identifier_type: &str) -> StoreResult<Project> {
+        let (name, default_identifier_type) = (name.to_string(), default_identifier_type.to_string());
+        self.call(move |conn| {
+            let changed = conn.execute(
+                "UPDATE projects SET name = ?1, default_identifier_type = ?2 WHERE id = ?3",
+                params![name, default_identifier_type, project_id],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound("project".into()));
+            }
+            Ok(conn.query_row(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"), [project_id], project_row)?)
+        })
+        .await
+    }
+
+    async fn create_environment(&self, project_id: i64, key: &str, name: &str, first: Revision) -> StoreResult<Environment> {
+        let (key, name) = (key.to_string(), name.to_string());
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let position: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(position), -1) + 1 FROM environments WHERE project_id = ?1",
+                [project_id],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO environments (project_id, key, name, position, current_revision_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![project_id, key, name, position, first.meta.id, first.meta.created_at],
+            )
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Duplicate(_) => StoreError::Duplicate(format!("environment '{key}'")),
+                other => other,
+            })?;
+            let environment_id = tx.last_insert_rowid();
+            let mut first = first;
+            first.meta.environment_id = environment_id;
+            insert_revision(&tx, &first)?;
+            let env = tx.query_row(
+                &format!("SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE id = ?1"),
+                [environment_id],
+                environment_row,
+            )?;
+            tx.commit()?;
+            Ok(env)
+        })
+        .await
+    }
+
+    async fn list_environments(&self, project_id: i64) -> StoreResult<Vec<Environment>> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {ENVIRONMENT_COLUMNS} FROM environments WHERE project_id = ?1 ORDER BY position"
+            ))?;
+            let rows = stmt.query_map([project_id], environment_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn all_environments(&self) -> StoreResult<Vec<(Project, Environment)>> {
+        self.call(|conn| {
+            let columns: String = PROJECT_COLUMNS
+                .split(", ")
+                .map(|c| format!("p.{c}"))
+                .chain(ENVIRONMENT_COLUMNS.split(", ").map(|c| format!("e.{c}")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {columns} FROM environments e JOIN projects p ON p.id = e.project_id ORDER BY p.key, e.position"
+            ))?;
+            let rows = stmt
+                .query_map([], |row| {
+                    let project = project_row(row)?;
+                    let env = Environment {
+                        id: row.get(7)?,
+                        project_id: row.get(8)?,
+                        key: row.get(9)?,
+                        name: row.get(10)?,
+                        position: row.get(11)?,
+                        current_revision: row.get::<_, Option<i64>>(12)?.unwrap_or(0),
+                        created_at: row.get(13)?,
+                    };
+                    Ok((project, env))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn reserve_revision_id(&self) -> StoreResult<i64> {
+        self.call(|conn| {
+            conn.execute("INSERT INTO revision_sequence DEFAULT VALUES", [])?;
+            let id = conn.last_insert_rowid();
+            conn.execute("DELETE FROM revision_sequence WHERE id < ?1", [id])?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn commit_revision(&self, expected_current: i64, revision: Revision) -> StoreResult<()> {
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current: i64 = tx
+                .query_row(
+                    "SELECT current_revision_id FROM environments WHERE id = ?1",
+                    [revision.meta.environment_id],
+                    |r| r.get::<_, Option<i64>>(0),
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound("environment".into()))?
+                .unwrap_or(0);
+            if current != expected_current {
+                return Err(StoreError::Conflict { expected: expected_current, current });
+            }
+            insert_revision(&tx, &revision)?;
+            tx.execute(
+                "UPDATE environments SET current_revision_id = ?1 WHERE id = ?2",
+                params![revision.meta.id, revision.meta.environment_id],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revision(&self, id: i64) -> StoreResult<Option<Revision>> {
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {REVISION_META_COLUMNS}, matrix_json FROM revisions WHERE id = ?1"),
+                    [id],
+                    |row| Ok(Revision { meta: revision_meta_row(row)?, matrix_json: row.get(8)? }),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn list_revisions(&self, environment_id: i64, before: Option<i64>, limit: u32) -> StoreResult<Vec<RevisionMeta>> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {REVISION_META_COLUMNS} FROM revisions WHERE environment_id = ?1 AND id < ?2
+                 ORDER BY id DESC LIMIT ?3"
+            ))?;
+            let rows = stmt
+                .query_map(params![environment_id, before.unwrap_or(i64::MAX), limit], revision_meta_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn create_sdk_key(&self, environment_id: i64, name: &str, digest: &[u8], prefix: &str) -> StoreResult<SdkKeyInfo> {
+        let (name, digest, prefix) = (name.to_string(), digest.to_vec(), prefix.to_string());
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO sdk_keys (environment_id, name, digest, prefix, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![environment_id, name, digest, prefix, now_millis()],
+            )?;
+            let id = conn.last_insert_rowid();
+            Ok(conn.query_row(
+                "SELECT id, environment_id, name, prefix, created_at, revoked_at FROM sdk_keys WHERE id = ?1",
+                [id],
+                sdk_key_row,
+            )?)
+        })
+        .await
+    }
+
+    async fn list_sdk_keys(&self, environment_id: i64) -> StoreResult<Vec<SdkKeyInfo>> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, environment_id, name, prefix, created_at, revoked_at FROM sdk_keys
+                 WHERE environment_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([environment_id], sdk_key_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn revoke_sdk_key(&self, environment_id: i64, key_id: i64) -> StoreResult<bool> {
+        self.call(move |conn| {
+            let changed = conn.execute(
+                "UPDATE sdk_keys SET revoked_at = ?1 WHERE id = ?2 AND environment_id = ?3 AND revoked_at IS NULL",
+                params![now_millis(), key_id, environment_id],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn active_sdk_keys(&self) -> StoreResult<Vec<(Vec<u8>, i64, i64)>> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare("SELECT digest, id, environment_id FROM sdk_keys WHERE revoked_at IS NULL")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn create_admin_token(&self, name: &str, role: Role, digest: &[u8], prefix: &str) -> StoreResult<AdminTokenInfo> {
+        let (name, digest, prefix) = (name.to_string(), digest.to_vec(), prefix.to_string());
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO admin_tokens (name, role, digest, prefix, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name, role.as_str(), digest, prefix, now_millis()],
+            )?;
+            let id = conn.last_insert_rowid();
+            Ok(conn.query_row(
+                "SELECT id, name, role, prefix, created_at, revoked_at FROM admin_tokens WHERE id = ?1",
+                [id],
+                admin_token_row,
+            )?)
+        })
+        .await
+    }
+
+    async fn admin_token(&self, digest: &[u8]) -> StoreResult<Option<AdminTokenInfo>> {
+        let digest = digest.to_vec();
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT id, name, role, prefix, created_at, revoked_at FROM admin_tokens
+                     WHERE digest = ?1 AND revoked_at IS NULL",
+                    [digest],
+                    admin_token_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenInfo>> {
+        self.call(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT id, name, role, prefix, created_at, revoked_at FROM admin_tokens ORDER BY id")?;
+            let rows = stmt.query_map([], admin_token_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn revoke_admin_token(&self, id: i64) -> StoreResult<bool> {
+        self.call(move |conn| {
+            let changed = conn.execute(
+                "UPDATE admin_tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+                params![now_millis(), id],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn insert_events(&self, environment_id: i64, sdk_key_id: Option<i64>, events: Vec<NewEvent>) -> StoreResult<()> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let now = now_millis();
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO events (environment_id, sdk_key_id, kind, time, received_at, identifiers, test, bucket,
+                                         bucket_name, version, key, value, properties)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )?;
+                for e in &events {
+                    stmt.execute(params![
+                        environment_id,
+                        sdk_key_id,
+                        e.kind,
+                        e.time,
+                        now,
+                        e.identifiers,
+                        e.test,
+                        e.bucket,
+                        e.bucket_name,
+                        e.version,
+                        e.key,
+                        e.value,
+                        e.properties
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_events(&self, environment_id: i64, after: i64, limit: u32) -> StoreResult<Vec<StoredEvent>> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, sdk_key_id, received_at, kind, time, identifiers, test, bucket, bucket_name, version, key,
+                        value, properties
+                 FROM events WHERE environment_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            )?;
+            let rows = stmt
+                .query_map(params![environment_id, after, limit], |r| {
+                    Ok(StoredEvent {
+                        id: r.get(0)?,
+                        sdk_key_id: r.get(1)?,
+                        received_at: r.get(2)?,
+                        event: NewEvent {
+                            kind: r.get(3)?,
+                            time: r.get(4)?,
+                            identifiers: r.get(5)?,
+                            test: r.get(6)?,
+                            bucket: r.get(7)?,
+                            bucket_name: r.get(8)?,
+                            version: r.get(9)?,
+                            key: r.get(10)?,
+                            value: r.get(11)?,
+                            properties: r.get(12)?,
+                        },
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}

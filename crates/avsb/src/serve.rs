@@ -1,0 +1,167 @@
+//! `avsb serve` and `avsb token`: the server's process around `avsb_server::run` (signals,
+//! logging, the data directory, the demo project) and admin-token management.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use avsb_server::keys::{self, SecretKind};
+use avsb_server::store::{Role, SqliteStore, Store};
+use avsb_server::{AppState, Options};
+use clap::{Args, Subcommand};
+
+/// The database file inside the data directory.
+const DATABASE: &str = "avsb.sqlite3";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0 picks a free port; the chosen one is printed).
+    #[arg(long, env = "AVSB_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The data directory (created if missing); holds the SQLite database.
+    #[arg(long, env = "AVSB_DATA", default_value = "avsb-data")]
+    data: PathBuf,
+    /// Create the demo project (once) and print where to point a Django app.
+    #[arg(long)]
+    demo: bool,
+    /// Log level or filter (`info`, `debug`, `avsb_server=debug,warn`).
+    #[arg(long, env = "AVSB_LOG", default_value = "info")]
+    log_level: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "AVSB_LOG_JSON")]
+    log_json: bool,
+    /// Seconds between heartbeats on idle SDK streams.
+    #[arg(long, env = "AVSB_HEARTBEAT_SECS", default_value_t = 15)]
+    heartbeat_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an admin token; it is printed once and stored hashed.
+    Create {
+        /// Who the token is for (recorded as the author of its revisions).
+        #[arg(long)]
+        name: String,
+        /// `read` or `write`.
+        #[arg(long, default_value = "write")]
+        role: String,
+        /// The data directory.
+        #[arg(long, env = "AVSB_DATA", default_value = "avsb-data")]
+        data: PathBuf,
+    },
+    /// List admin tokens (never the secrets).
+    List {
+        /// The data directory.
+        #[arg(long, env = "AVSB_DATA", default_value = "avsb-data")]
+        data: PathBuf,
+    },
+    /// Revoke an admin token by id.
+    Revoke {
+        /// The token's id (from `avsb token list`).
+        id: i64,
+        /// The data directory.
+        #[arg(long, env = "AVSB_DATA", default_value = "avsb-data")]
+        data: PathBuf,
+    },
+}
+
+fn open_store(data: &Path) -> anyhow::Result<SqliteStore> {
+    std::fs::create_dir_all(data).map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", data.display()))?;
+    SqliteStore::open(&data.join(DATABASE)).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", data.join(DATABASE).display()))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn init_logging(level: &str, json: bool) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| anyhow::anyhow!("--log-level '{level}' is not a valid filter: {e}"))?;
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let result = if json { builder.json().try_init() } else { builder.try_init() };
+    result.map_err(|e| anyhow::anyhow!("logging: {e}"))
+}
+
+/// Resolves when the process gets SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
+    init_logging(&args.log_level, args.log_json)?;
+    let store = open_store(&args.data)?;
+    runtime()?.block_on(async move {
+        let options = Options { heartbeat: std::time::Duration::from_secs(args.heartbeat_secs.max(1)) };
+        let state = AppState::load(Arc::new(store), options).await?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+        let address = listener.local_addr()?;
+        let base_url = format!("http://{address}");
+        if args.demo {
+            let secrets = avsb_server::demo::ensure(&state, &args.data).await?;
+            for line in secrets.env_lines(&base_url) {
+                writeln!(out, "{line}")?;
+            }
+        } else {
+            writeln!(out, "AVSB_BASE_URL={base_url}")?;
+        }
+        out.flush()?;
+        tracing::info!(%address, data = %args.data.display(), "serving");
+        avsb_server::run(listener, state, shutdown_signal()).await?;
+        Ok(0)
+    })
+}
+
+/// `avsb token create|list|revoke`.
+pub fn token(command: TokenCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
+    runtime()?.block_on(async move {
+        match command {
+            TokenCommand::Create { name, role, data } => {
+                let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("--role must be 'read' or 'write', not '{role}'"))?;
+                anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
+                let store = open_store(&data)?;
+                let secret = keys::generate(SecretKind::AdminToken)?;
+                let info = store.create_admin_token(name.trim(), role, &secret.digest, &secret.prefix).await?;
+                writeln!(out, "{}", secret.secret)?;
+                eprintln!("created {} token {} for '{}'; it is shown only this once", role.as_str(), info.id, info.name);
+            }
+            TokenCommand::List { data } => {
+                let store = open_store(&data)?;
+                for t in store.list_admin_tokens().await? {
+                    let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
+                    writeln!(out, "{}\t{}\t{}\t{}…\t{}", t.id, t.name, t.role.as_str(), t.prefix, state)?;
+                }
+            }
+            TokenCommand::Revoke { id, data } => {
+                let store = open_store(&data)?;
+                anyhow::ensure!(store.revoke_admin_token(id).await?, "no active admin token with id {id}");
+                writeln!(out, "revoked token {id}")?;
+            }
+        }
+        Ok(0)
+    })
+}
