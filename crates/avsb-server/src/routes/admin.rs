@@ -55,6 +55,7 @@ pub fn router() -> Router<SharedState> {
         .route(&format!("{e}/rollback"), post(rollback))
         .route(&format!("{e}/sdk-keys"), get(list_sdk_keys).post(create_sdk_key))
         .route(&format!("{e}/sdk-keys/{{key_id}}"), axum::routing::delete(revoke_sdk_key))
+        .route(&format!("{e}/events"), get(list_events))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -959,4 +960,38 @@ async fn revoke_sdk_key(
     }
     state.reload_keys().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+#[derive(Deserialize)]
+struct EventPage {
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// Stored events of an environment, oldest first, after an event id.
+async fn list_events(
+    State(state): State<SharedState>,
+    _admin: Admin,
+    Path((project, environment)): Path<(String, String)>,
+    Query(page): Query<EventPage>,
+) -> ApiResult<Json<Value>> {
+    let snapshot = state.current(&project, &environment)?;
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let events = state.store.list_events(snapshot.environment_id, page.after.unwrap_or(0), limit).await?;
+    let events: Vec<Value> = events
+        .into_iter()
+        .map(|e| {
+            let mut v = serde_json::to_value(&e).unwrap_or(Value::Null);
+            for field in ["identifiers", "properties"] {
+                if let Some(text) = v.get(field).and_then(Value::as_str) {
+                    v[field] = serde_json::from_str(text).unwrap_or(Value::Null);
+                }
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({"events": events})))
 }
