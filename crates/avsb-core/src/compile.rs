@@ -79,6 +79,8 @@ pub struct VariableSlot {
 #[derive(Debug, Clone)]
 pub struct Matrix {
     pub(crate) audit: Audit,
+    /// The audit as Pipet writes it, rendered once (formatting `updatedDate` needs the tz database).
+    pub(crate) audit_text: std::sync::OnceLock<String>,
     /// In evaluation order (parents before children).
     pub(crate) tests: Vec<CompiledTest>,
     pub(crate) by_name: FxHashMap<Arc<str>, usize>,
@@ -253,6 +255,7 @@ impl Matrix {
         Compilation {
             matrix: Matrix {
                 audit: source.audit.clone(),
+                audit_text: std::sync::OnceLock::new(),
                 tests,
                 by_name,
                 sorted,
@@ -272,6 +275,11 @@ impl Matrix {
     /// The matrix audit.
     pub fn audit(&self) -> &Audit {
         &self.audit
+    }
+
+    /// The audit as Pipet's JSON text, rendered on first use and kept.
+    pub fn audit_json_text(&self) -> &str {
+        self.audit_text.get_or_init(|| self.audit.to_json().to_string())
     }
 
     /// The valid tests as read, in document order (what `/proctor/matrix` serves).

@@ -144,6 +144,38 @@ impl<'a> Evaluation<'a> {
     }
 }
 
+impl Evaluation<'_> {
+    /// Writes [`Evaluation::groups_json`] as JSON text into `out`, without building a tree.
+    pub fn write_groups(&self, out: &mut Vec<u8>) {
+        use crate::pipet::write_json;
+        out.push(b'{');
+        let mut first = true;
+        for a in self.assigned() {
+            let Some(bucket) = a.bucket else { continue };
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            write_json(out, a.test);
+            out.extend_from_slice(b":{\"name\":");
+            write_json(out, &bucket.name);
+            out.extend_from_slice(b",\"value\":");
+            write_json(out, &bucket.value);
+            if let Some(payload) = &a.payload {
+                out.extend_from_slice(b",\"payload\":{");
+                write_json(out, payload.type_name());
+                out.push(b':');
+                payload.write_value(out);
+                out.push(b'}');
+            }
+            out.extend_from_slice(b",\"version\":");
+            write_json(out, &a.version);
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
+}
+
 /// Per-request state shared by the tests of one evaluation.
 struct Run<'r, 'a> {
     request: &'r Request<'a>,

@@ -109,6 +109,22 @@ impl Payload {
         }
     }
 
+    /// Writes [`Payload::value_json`] as JSON text, without building a tree.
+    pub fn write_value(&self, out: &mut Vec<u8>) {
+        use crate::pipet::write_json;
+        match self {
+            Payload::DoubleValue(d) => write_json(out, d),
+            Payload::DoubleArray(items) => write_json(out, items),
+            Payload::LongValue(n) => write_json(out, n),
+            Payload::LongArray(items) => write_json(out, items),
+            Payload::StringValue(s) => write_json(out, s),
+            Payload::StringArray(items) => write_json(out, items),
+            Payload::Map(map) => write_json(out, map),
+            Payload::Json(value) => write_json(out, value),
+            Payload::BooleanValue(b) => write_json(out, b),
+        }
+    }
+
     /// `{"<type>": <value>}`, as the matrix and Pipet write it.
     pub fn to_json(&self) -> Json {
         let mut out = serde_json::Map::with_capacity(1);

@@ -43,6 +43,56 @@ pub fn identify_explained(
     matrix: &Matrix,
     params: &IdentifyParams,
 ) -> Result<(serde_json::Value, Vec<(String, serde_json::Value)>), RequestError> {
+    with_request(matrix, params, |request, context| {
+        let evaluation = matrix.evaluate(request);
+        let context_json: serde_json::Map<String, serde_json::Value> =
+            context.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+        let data = serde_json::json!({
+            "groups": evaluation.groups_json(),
+            "context": context_json,
+            "audit": matrix.audit().to_json(),
+        });
+        let reasons = evaluation.results.iter().map(|a| (a.test.to_string(), a.reason.to_json())).collect();
+        (data, reasons)
+    })
+}
+
+/// Writes the same `data` object as [`identify`] straight into `out` as JSON text, without
+/// building a JSON tree: the server's hot path.
+pub fn identify_to(matrix: &Matrix, params: &IdentifyParams, out: &mut Vec<u8>) -> Result<(), RequestError> {
+    with_request(matrix, params, |request, context| {
+        let evaluation = matrix.evaluate(request);
+        out.extend_from_slice(b"{\"groups\":");
+        evaluation.write_groups(out);
+        out.extend_from_slice(b",\"context\":{");
+        for (i, (name, value)) in context.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json(out, name);
+            out.push(b':');
+            write_json(out, &value.to_json());
+        }
+        out.extend_from_slice(b"},\"audit\":");
+        out.extend_from_slice(matrix.audit_json_text().as_bytes());
+        out.push(b'}');
+    })
+}
+
+/// Serializes into a byte buffer; writing to a `Vec` cannot fail, and the types written here
+/// (strings, numbers, JSON values) always serialize.
+pub(crate) fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Converts the raw parameters into a request (with Pipet's errors) and hands it to `f`.
+fn with_request<R>(
+    matrix: &Matrix,
+    params: &IdentifyParams,
+    f: impl FnOnce(&crate::eval::Request<'_>, &indexmap::IndexMap<String, crate::value::Value>) -> R,
+) -> Result<R, RequestError> {
     let schema = matrix.schema();
     let raw_context: Vec<(&str, &str)> = params.context.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let context = schema.convert_context(
@@ -72,14 +122,5 @@ pub fn identify_explained(
     request.tests = params.tests.as_deref().map(split_test_names);
     request.now_millis = params.now_millis;
     request.random_seed = params.random_seed;
-    let evaluation = matrix.evaluate(&request);
-    let context_json: serde_json::Map<String, serde_json::Value> =
-        context.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
-    let data = serde_json::json!({
-        "groups": evaluation.groups_json(),
-        "context": context_json,
-        "audit": matrix.audit().to_json(),
-    });
-    let reasons = evaluation.results.iter().map(|a| (a.test.to_string(), a.reason.to_json())).collect();
-    Ok((data, reasons))
+    Ok(f(&request, &context))
 }

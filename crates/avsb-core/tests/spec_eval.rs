@@ -254,6 +254,16 @@ fn run_case(case: &Map<String, Json>, dir: &Path) -> Result<(), Vec<String>> {
     };
 
     let outcome = pipet::identify_explained(&compilation.matrix, &params);
+    // The server's streaming writer must produce exactly the same document.
+    let mut streamed = Vec::new();
+    match (pipet::identify_to(&compilation.matrix, &params, &mut streamed), &outcome) {
+        (Ok(()), Ok((data, _))) => match serde_json::from_slice::<Json>(&streamed) {
+            Ok(doc) => check_equal("identify_to", data, &doc, &mut problems),
+            Err(e) => problems.push(format!("identify_to wrote invalid JSON ({e}): {}", String::from_utf8_lossy(&streamed))),
+        },
+        (Err(a), Err(b)) if a == *b => {}
+        (a, b) => problems.push(format!("identify_to and identify_explained disagree: {a:?} vs {:?}", b.as_ref().err())),
+    }
     if let Some(status) = expect.get("status") {
         let status = status
             .as_u64()

@@ -202,6 +202,18 @@ fn same_definition(a: &TestDefinition, b: &TestDefinition) -> bool {
     a == *b
 }
 
+/// The version a test gets when a whole matrix is written: unchanged tests keep theirs; a new or
+/// changed test keeps the version the document gives it (an import from Proctor carries its own),
+/// unless that is missing or merely repeats the old one, when it gets the new revision's id.
+fn next_version(test: &TestDefinition, old: Option<&TestDefinition>, revision: i64) -> Option<String> {
+    match old {
+        Some(old) if same_definition(test, old) => old.version.clone(),
+        Some(old) if test.version.is_some() && test.version != old.version => test.version.clone(),
+        None if test.version.is_some() => test.version.clone(),
+        _ => Some(revision.to_string()),
+    }
+}
+
 fn author(admin: &Admin) -> String {
     admin.token.name.clone()
 }
@@ -519,10 +531,7 @@ async fn put_matrix(
         .write_matrix(&project, &environment, meta, |matrix, id| {
             let mut next = incoming.clone();
             for (name, test) in &mut next.tests {
-                match matrix.tests.get(name) {
-                    Some(old) if same_definition(test, old) => test.version.clone_from(&old.version),
-                    _ => test.version = Some(id.to_string()),
-                }
+                test.version = next_version(test, matrix.tests.get(name), id);
             }
             matrix.tests = next.tests;
             Ok(())

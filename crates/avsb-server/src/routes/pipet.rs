@@ -115,8 +115,13 @@ async fn identify(State(state): State<SharedState>, Path(sdk_key): Path<String>,
         Err(response) => return response,
     };
     let params = identify_params(&snapshot, &uri, &headers);
-    match pipet::identify(&snapshot.matrix, &params) {
-        Ok(data) => envelope(&data),
+    let mut body = Vec::with_capacity(256 + 96 * snapshot.matrix.len());
+    body.extend_from_slice(b"{\"data\":");
+    match pipet::identify_to(&snapshot.matrix, &params, &mut body) {
+        Ok(()) => {
+            body.extend_from_slice(b",\"meta\":{\"status\":200}}");
+            with_headers(StatusCode::OK, body)
+        }
         Err(e) => error(e.status, &e.message),
     }
 }
