@@ -193,6 +193,15 @@ impl AppState {
             ApiError::bad_request("invalid_schema", format!("the schema is invalid at {}: {}", e.path, e.message))
                 .with("path", e.path.clone())
         })?;
+        if !schema.identifiers.contains_key(&project.default_identifier_type) {
+            return Err(ApiError::bad_request(
+                "invalid_schema",
+                format!(
+                    "the schema must keep the project's default identifier type '{}' (change defaultIdentifierType first)",
+                    project.default_identifier_type
+                ),
+            ));
+        }
         let environments = self.store.list_environments(project.id).await?;
         let mut problems = serde_json::Map::new();
         let mut compiled = Vec::new();
@@ -214,7 +223,19 @@ impl AppState {
         }
         // Store the schema as normalised JSON, so what is served is what was checked.
         let normalised = serde_json::to_string_pretty(&schema.to_json()).map_err(ApiError::internal)?;
-        let updated = self.store.set_schema(project.id, &normalised, project.schema_version).await?;
+        let updated = self
+            .store
+            .set_schema(project.id, &normalised, project.schema_version)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { current, .. } => ApiError::new(
+                    axum::http::StatusCode::CONFLICT,
+                    "conflict",
+                    format!("the schema changed meanwhile (now version {current}); reload and retry"),
+                )
+                .with("currentSchemaVersion", current),
+                other => other.into(),
+            })?;
         for (env, revision, matrix) in compiled {
             let snapshot =
                 EnvSnapshot::from_compiled(&updated, &env, &revision, matrix).map_err(ApiError::internal)?;

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use avsb_core::matrix::{stored_to_consumable, Audit, TestDefinition};
 use avsb_core::{ContextSchema, TestMatrix};
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,7 +22,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{self, SecretKind};
 use crate::registry::EnvSnapshot;
-use crate::routes::{json_bytes, parse_json, read_body};
+use crate::routes::{json_bytes, parse_json, read_body, ApiQuery};
 use crate::store::{now_millis, NewProject, Project, Revision, RevisionMeta};
 use crate::writes::{validate, WriteMeta};
 use crate::{AppState, SharedState};
@@ -471,7 +471,8 @@ async fn get_matrix(
     State(state): State<SharedState>,
     _admin: Admin,
     Path((project, environment)): Path<(String, String)>,
-    Query(query): Query<RevisionQuery>,
+    ApiQuery(query): ApiQuery<RevisionQuery>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let snapshot = state.current(&project, &environment)?;
     let (body, version) = match &query.revision {
@@ -481,8 +482,13 @@ async fn get_matrix(
             (revision.matrix_json.into_bytes(), revision.meta.id)
         }
     };
-    let mut response = json_bytes(StatusCode::OK, body);
-    if let Ok(tag) = format!("\"{version}\"").parse() {
+    let etag = format!("\"{version}\"");
+    let mut response = if crate::routes::sdk::not_modified(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        json_bytes(StatusCode::OK, body)
+    };
+    if let Ok(tag) = etag.parse() {
         response.headers_mut().insert(header::ETAG, tag);
     }
     Ok(response)
@@ -512,7 +518,7 @@ async fn put_matrix(
     };
     object.entry("audit").or_insert_with(|| json!({"version": "0", "updated": 0, "updatedBy": ""}));
     let (incoming, diagnostics) =
-        TestMatrix::from_json(&doc.to_string()).map_err(|e| ApiError::bad_request("invalid_matrix", e.message))?;
+        TestMatrix::from_json(&doc.to_string()).map_err(|e| ApiError::bad_request("unreadable_matrix", e.message))?;
     if !diagnostics.is_empty() {
         let message = diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
         return Err(ApiError::unprocessable(message, diagnostics.iter().map(|d| d.to_json()).collect::<Vec<_>>().into()));
@@ -544,7 +550,7 @@ async fn get_test(
     State(state): State<SharedState>,
     _admin: Admin,
     Path((project, environment, test)): Path<(String, String, String)>,
-    Query(query): Query<RevisionQuery>,
+    ApiQuery(query): ApiQuery<RevisionQuery>,
 ) -> ApiResult<Json<Value>> {
     let snapshot = state.current(&project, &environment)?;
     let definition = match &query.revision {
@@ -610,7 +616,7 @@ async fn delete_test(
     State(state): State<SharedState>,
     admin: Admin,
     Path((project_key, environment, test)): Path<(String, String, String)>,
-    Query(query): Query<WriteQuery>,
+    ApiQuery(query): ApiQuery<WriteQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     admin.require_write()?;
@@ -709,7 +715,7 @@ async fn list_revisions(
     State(state): State<SharedState>,
     _admin: Admin,
     Path((project, environment)): Path<(String, String)>,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<Value>> {
     let snapshot = state.current(&project, &environment)?;
     let before = page.before.as_deref().map(|b| revision_id(&Value::from(b), "before")).transpose()?;
@@ -780,7 +786,7 @@ async fn diff(
     State(state): State<SharedState>,
     _admin: Admin,
     Path(project_key): Path<String>,
-    Query(query): Query<DiffQuery>,
+    ApiQuery(query): ApiQuery<DiffQuery>,
 ) -> ApiResult<Json<Value>> {
     let project = project(&state, &project_key).await?;
     let environments = state.store.list_environments(project.id).await?;
@@ -985,7 +991,7 @@ async fn list_events(
     State(state): State<SharedState>,
     _admin: Admin,
     Path((project, environment)): Path<(String, String)>,
-    Query(page): Query<EventPage>,
+    ApiQuery(page): ApiQuery<EventPage>,
 ) -> ApiResult<Json<Value>> {
     let snapshot = state.current(&project, &environment)?;
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);

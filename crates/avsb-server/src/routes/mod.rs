@@ -42,13 +42,39 @@ pub async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
     })
 }
 
-/// Parses a JSON body, naming the line and column of a syntax error.
+/// Parses a JSON body, naming the line and column of a syntax error, or the field that does not
+/// fit the expected shape.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("invalid_json", "the request body is empty; a JSON document is expected"));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the request body is not valid JSON: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::bad_request("invalid_field", format!("the request body does not fit: {e}"))
+        }
+        _ => ApiError::bad_request("invalid_json", format!("the request body is not valid JSON: {e}")),
+    })
+}
+
+/// Query parameters, refused in the API's error shape when they do not fit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded_like(query).map(ApiQuery)
+    }
+}
+
+fn serde_urlencoded_like<T: DeserializeOwned>(query: &str) -> ApiResult<T> {
+    axum::extract::Query::<T>::try_from_uri(&format!("/?{query}").parse().map_err(|_| {
+        ApiError::bad_request("invalid_query", "the query string cannot be read")
+    })?)
+    .map(|q| q.0)
+    .map_err(|e| ApiError::bad_request("invalid_query", format!("the query string does not fit: {}", e.body_text())))
 }
 
 /// A JSON response from pre-rendered bytes.

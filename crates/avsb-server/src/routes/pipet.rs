@@ -57,6 +57,8 @@ fn error(status: u16, message: &str) -> Response {
     with_headers(status, serde_json::to_vec(&body).unwrap_or_default())
 }
 
+// A rejection is a ready response; boxing it would only add an allocation to the error path.
+#[allow(clippy::result_large_err)]
 fn environment(state: &SharedState, sdk_key: &str) -> Result<std::sync::Arc<EnvSnapshot>, Response> {
     state
         .sdk_environment(sdk_key)
