@@ -124,14 +124,32 @@ struct Maps {
 }
 
 /// Every environment's snapshot and every active SDK key.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     maps: ArcSwap<Maps>,
+    /// Bumped whenever the set of active keys changes, so open streams can check theirs.
+    keys_changed: watch::Sender<u64>,
     /// Serializes updates (rare); reads go through `maps` without it.
     update: Mutex<()>,
 }
 
+impl Default for Registry {
+    fn default() -> Self {
+        Registry { maps: ArcSwap::default(), keys_changed: watch::channel(0).0, update: Mutex::new(()) }
+    }
+}
+
 impl Registry {
+    /// A receiver told whenever keys are created or revoked.
+    pub fn subscribe_keys(&self) -> watch::Receiver<u64> {
+        self.keys_changed.subscribe()
+    }
+
+    /// Whether the SDK key with this id is still active.
+    pub fn key_active(&self, key_id: i64) -> bool {
+        self.maps.load().keys.values().any(|k| k.key_id == key_id)
+    }
+
     fn modify(&self, f: impl FnOnce(&mut Maps)) {
         let _guard = self.update.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut maps = Maps::clone(&self.maps.load());
@@ -189,6 +207,7 @@ impl Registry {
             })
             .collect();
         self.modify(|maps| maps.keys = keys);
+        self.keys_changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Every environment's current snapshot (for metrics).

@@ -97,13 +97,7 @@ impl AppState {
         meta: WriteMeta,
         change: impl Fn(&mut TestMatrix, i64) -> ApiResult<()>,
     ) -> ApiResult<Committed> {
-        let _guard = self.write_locks.lock(project.id).await;
-        // The project may have changed (schema) while we waited.
-        let project = self
-            .store
-            .project(&project.key)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("project '{}' not found", project.key)))?;
+        let (_guard, project) = self.lock_project(project).await?;
         let schema = parse_schema(&project)?;
         for _attempt in 0..3 {
             let current = self.current(&project.key, environment_key)?;
@@ -173,12 +167,7 @@ impl AppState {
 
     /// Replaces a project's schema after checking every environment's matrix against it.
     pub async fn write_schema(&self, project: &Project, schema_json: &str, base: Option<i64>) -> ApiResult<Project> {
-        let _guard = self.write_locks.lock(project.id).await;
-        let project = self
-            .store
-            .project(&project.key)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("project '{}' not found", project.key)))?;
+        let (_guard, project) = self.lock_project(project).await?;
         if let Some(base) = base {
             if base != project.schema_version {
                 return Err(ApiError::new(
@@ -244,6 +233,18 @@ impl AppState {
         }
         tracing::info!(project = %updated.key, schema_version = updated.schema_version, "schema changed");
         Ok(updated)
+    }
+
+    /// Takes the project's write lock and re-reads the project, which may have changed (its
+    /// schema) while we waited.
+    async fn lock_project(&self, project: &Project) -> ApiResult<(OwnedMutexGuard<()>, Project)> {
+        let guard = self.write_locks.lock(project.id).await;
+        let project = self
+            .store
+            .project(&project.key)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("project '{}' not found", project.key)))?;
+        Ok((guard, project))
     }
 
     /// The current snapshot of an environment, or 404.

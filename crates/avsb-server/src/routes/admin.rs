@@ -115,6 +115,30 @@ fn base_revision(body: Option<&Value>, headers: &HeaderMap) -> ApiResult<Option<
     }
 }
 
+/// A write's parsed JSON body and its base revision, once the token is known to have the write role.
+trait WriteBody: serde::de::DeserializeOwned {
+    /// The body's `baseRevision`, if the request type has one.
+    fn base(&self) -> Option<&Value>;
+}
+
+async fn write_body<T: WriteBody>(admin: &Admin, headers: &HeaderMap, body: Body) -> ApiResult<(T, Option<i64>)> {
+    admin.require_write()?;
+    let request: T = parse_json(&read_body(body, MAX_BODY).await?)?;
+    let base = base_revision(request.base(), headers)?;
+    Ok((request, base))
+}
+
+macro_rules! write_body {
+    ($($t:ty),*) => {
+        $(impl WriteBody for $t {
+            fn base(&self) -> Option<&Value> {
+                self.base_revision.as_ref()
+            }
+        })*
+    };
+}
+write_body!(PutMatrix, PutTest, Kill, Rollback, Promote);
+
 fn revision_json(meta: &RevisionMeta) -> Value {
     let audit = Audit { version: Some(meta.id.to_string()), updated: meta.created_at, updated_by: Some(meta.author.clone()) };
     json!({
@@ -509,9 +533,7 @@ async fn put_matrix(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    admin.require_write()?;
-    let request: PutMatrix = parse_json(&read_body(body, MAX_BODY).await?)?;
-    let base = base_revision(request.base_revision.as_ref(), &headers)?;
+    let (request, base) = write_body::<PutMatrix>(&admin, &headers, body).await?;
     let mut doc = request.matrix;
     let Some(object) = doc.as_object_mut() else {
         return Err(ApiError::bad_request("invalid_field", "matrix must be a test matrix object: {\"tests\": {...}}"));
@@ -582,10 +604,8 @@ async fn put_test(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    admin.require_write()?;
     check_test_name(&test)?;
-    let request: PutTest = parse_json(&read_body(body, MAX_BODY).await?)?;
-    let base = base_revision(request.base_revision.as_ref(), &headers)?;
+    let (request, base) = write_body::<PutTest>(&admin, &headers, body).await?;
     let definition = read_definition(&test, &request.definition, request.format.as_deref())?;
     let project = project(&state, &project_key).await?;
     let meta = WriteMeta {
@@ -681,9 +701,7 @@ async fn kill(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    admin.require_write()?;
-    let request: Kill = parse_json(&read_body(body, MAX_BODY).await?)?;
-    let base = base_revision(request.base_revision.as_ref(), &headers)?;
+    let (request, base) = write_body::<Kill>(&admin, &headers, body).await?;
     let project = project(&state, &project_key).await?;
     let meta = WriteMeta {
         base,
@@ -753,9 +771,7 @@ async fn rollback(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    admin.require_write()?;
-    let request: Rollback = parse_json(&read_body(body, MAX_BODY).await?)?;
-    let base = base_revision(request.base_revision.as_ref(), &headers)?;
+    let (request, base) = write_body::<Rollback>(&admin, &headers, body).await?;
     let target = revision_id(&request.revision, "revision")?;
     let snapshot = state.current(&project_key, &environment)?;
     let revision = revision_of(&state, &snapshot, &target.to_string()).await?;
@@ -859,9 +875,7 @@ async fn promote(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    admin.require_write()?;
-    let request: Promote = parse_json(&read_body(body, MAX_BODY).await?)?;
-    let base = base_revision(request.base_revision.as_ref(), &headers)?;
+    let (request, base) = write_body::<Promote>(&admin, &headers, body).await?;
     if request.tests.is_empty() {
         return Err(ApiError::bad_request("invalid_field", "tests must name at least one test to promote"));
     }

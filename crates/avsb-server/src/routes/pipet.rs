@@ -19,14 +19,21 @@ use crate::SharedState;
 
 /// The Pipet routes.
 pub fn router() -> Router<SharedState> {
+    let get_only = |handler: axum::routing::MethodRouter<SharedState>| handler.fallback(method_not_allowed);
     Router::new()
-        .route("/pipet/{sdk_key}/groups/identify", get(identify))
-        .route("/pipet/{sdk_key}/proctor/matrix", get(matrix))
-        .route("/pipet/{sdk_key}/proctor/matrix/audit", get(audit))
-        .route("/pipet/{sdk_key}/proctor/matrix/definition/{test}", get(definition))
+        .route("/pipet/{sdk_key}/groups/identify", get_only(get(identify)))
+        .route("/pipet/{sdk_key}/proctor/matrix", get_only(get(matrix)))
+        .route("/pipet/{sdk_key}/proctor/matrix/audit", get_only(get(audit)))
+        .route("/pipet/{sdk_key}/proctor/matrix/definition/{test}", get_only(get(definition)))
         .route("/pipet/{sdk_key}/config/context", any(config_context))
         .route("/pipet/{sdk_key}/config/identifiers", any(config_identifiers))
+        .route("/pipet/{sdk_key}", any(unknown))
+        .route("/pipet/{sdk_key}/", any(unknown))
         .route("/pipet/{sdk_key}/{*rest}", any(unknown))
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> Response {
+    error(405, &format!("Request method '{method}' not supported"))
 }
 
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache, no-store, max-age=0, must-revalidate");
@@ -142,7 +149,13 @@ async fn audit(State(state): State<SharedState>, Path(sdk_key): Path<String>) ->
     }
 }
 
-async fn definition(State(state): State<SharedState>, Path((sdk_key, test)): Path<(String, String)>) -> Response {
+async fn definition(
+    State(state): State<SharedState>,
+    path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    let Ok(Path((sdk_key, test))) = path else {
+        return error(400, "The test name in the path is not valid UTF-8.");
+    };
     let snapshot = match environment(&state, &sdk_key) {
         Ok(s) => s,
         Err(response) => return response,
@@ -167,9 +180,11 @@ async fn config_identifiers(State(state): State<SharedState>, Path(sdk_key): Pat
     }
 }
 
-async fn unknown(State(state): State<SharedState>, Path((sdk_key, rest)): Path<(String, String)>) -> Response {
-    if let Err(response) = environment(&state, &sdk_key) {
+async fn unknown(State(state): State<SharedState>, Path(params): Path<Vec<(String, String)>>) -> Response {
+    let sdk_key = params.iter().find(|(k, _)| k == "sdk_key").map_or("", |(_, v)| v.as_str());
+    if let Err(response) = environment(&state, sdk_key) {
         return response;
     }
+    let rest = params.iter().find(|(k, _)| k == "rest").map_or("", |(_, v)| v.as_str());
     error(404, &format!("No Pipet endpoint '/{rest}'."))
 }

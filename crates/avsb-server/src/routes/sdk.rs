@@ -62,6 +62,7 @@ fn event(snapshot: &EnvSnapshot) -> Event {
 }
 
 /// Counts a connected stream for as long as it lives.
+#[derive(Debug)]
 struct Connected(SharedState);
 
 impl Drop for Connected {
@@ -71,6 +72,9 @@ impl Drop for Connected {
 }
 
 struct StreamState {
+    state: SharedState,
+    key_id: i64,
+    keys: watch::Receiver<u64>,
     changes: watch::Receiver<Arc<EnvSnapshot>>,
     shutdown: watch::Receiver<bool>,
     first: Option<Event>,
@@ -88,6 +92,9 @@ async fn stream_datafiles(
     let first = (last_seen != Some(current.etag.trim_matches('"'))).then(|| event(&current).retry(std::time::Duration::from_secs(1)));
     state.metrics.stream_clients(1);
     let initial = StreamState {
+        state: Arc::clone(&state),
+        key_id: client.key.key_id,
+        keys: state.registry.subscribe_keys(),
         changes,
         shutdown: state.shutting_down.subscribe(),
         first,
@@ -97,16 +104,23 @@ async fn stream_datafiles(
         if let Some(first) = s.first.take() {
             return Some((Ok(first), s));
         }
-        if *s.shutdown.borrow() {
-            return None;
-        }
-        tokio::select! {
-            changed = s.changes.changed() => {
-                changed.ok()?;
-                let snapshot = Arc::clone(&s.changes.borrow_and_update());
-                Some((Ok(event(&snapshot)), s))
+        loop {
+            if *s.shutdown.borrow() || !s.state.registry.key_active(s.key_id) {
+                // Shutting down, or the key was revoked: a revoked key reads nothing more.
+                return None;
             }
-            _ = s.shutdown.changed() => None,
+            tokio::select! {
+                changed = s.changes.changed() => {
+                    changed.ok()?;
+                    if !s.state.registry.key_active(s.key_id) {
+                        return None;
+                    }
+                    let snapshot = Arc::clone(&s.changes.borrow_and_update());
+                    return Some((Ok(event(&snapshot)), s));
+                }
+                changed = s.keys.changed() => changed.ok()?,
+                _ = s.shutdown.changed() => return None,
+            }
         }
     });
     Sse::new(events).keep_alive(KeepAlive::new().interval(state.options.heartbeat).text("heartbeat"))
