@@ -66,6 +66,37 @@ pub fn parse_schema(project: &Project) -> ApiResult<ContextSchema> {
         .map_err(|e| ApiError::internal(format!("project '{}' has an unusable schema: {e}", project.key)))
 }
 
+/// Refuses fields Pipet's configuration does not have (a typo such as `defualtValue` would
+/// otherwise be dropped without a word).
+pub fn check_schema_fields(doc: &Value) -> ApiResult<()> {
+    let unknown = |path: String, allowed: &[&str]| {
+        ApiError::bad_request(
+            "invalid_schema",
+            format!("{path} is not a field of the schema (expected one of: {})", allowed.join(", ")),
+        )
+        .with("path", path)
+    };
+    let Some(root) = doc.as_object() else { return Ok(()) };
+    const ROOT: &[&str] = &["context", "identifiers"];
+    const VARIABLE: &[&str] = &["source", "sourceKey", "type", "defaultValue"];
+    const IDENTIFIER: &[&str] = &["source", "sourceKey"];
+    for key in root.keys() {
+        if !ROOT.contains(&key.as_str()) {
+            return Err(unknown(key.clone(), ROOT));
+        }
+    }
+    for (section, allowed) in [("context", VARIABLE), ("identifiers", IDENTIFIER)] {
+        for (name, entry) in root.get(section).and_then(Value::as_object).into_iter().flatten() {
+            for key in entry.as_object().into_iter().flat_map(|o| o.keys()) {
+                if !allowed.contains(&key.as_str()) {
+                    return Err(unknown(format!("{section}.{name}.{key}"), allowed));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Compiles `matrix` against `schema`; a dropped test refuses the write with the diagnostics.
 pub fn validate(matrix: TestMatrix, schema: &ContextSchema) -> ApiResult<(Matrix, Vec<Value>)> {
     let compilation = Matrix::compile(matrix, schema);
@@ -212,6 +243,10 @@ impl AppState {
         }
         // Store the schema as normalised JSON, so what is served is what was checked.
         let normalised = serde_json::to_string_pretty(&schema.to_json()).map_err(ApiError::internal)?;
+        if normalised == project.schema_json {
+            // Nothing changes: keep the version, so SDKs are not told to refetch.
+            return Ok(project);
+        }
         let updated = self
             .store
             .set_schema(project.id, &normalised, project.schema_version)

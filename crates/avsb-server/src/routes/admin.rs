@@ -22,7 +22,7 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{self, SecretKind};
 use crate::registry::EnvSnapshot;
-use crate::routes::{json_bytes, parse_json, read_body, ApiQuery};
+use crate::routes::{json_bytes, parse_object, read_body, ApiQuery};
 use crate::store::{now_millis, NewProject, Project, Revision, RevisionMeta};
 use crate::writes::{validate, WriteMeta};
 use crate::{AppState, SharedState};
@@ -76,6 +76,15 @@ fn check_key(what: &str, key: &str) -> ApiResult<()> {
     }
 }
 
+fn non_empty(field: &str, value: Option<&str>) -> ApiResult<()> {
+    match value {
+        Some(v) if v.trim().is_empty() => {
+            Err(ApiError::bad_request("invalid_field", format!("{field} must not be empty")).with("field", field))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn check_test_name(name: &str) -> ApiResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
@@ -123,7 +132,7 @@ trait WriteBody: serde::de::DeserializeOwned {
 
 async fn write_body<T: WriteBody>(admin: &Admin, headers: &HeaderMap, body: Body) -> ApiResult<(T, Option<i64>)> {
     admin.require_write()?;
-    let request: T = parse_json(&read_body(body, MAX_BODY).await?)?;
+    let request: T = parse_object(&read_body(body, MAX_BODY).await?)?;
     let base = base_revision(request.base(), headers)?;
     Ok((request, base))
 }
@@ -193,6 +202,7 @@ fn read_definition(name: &str, definition: &Value, format: Option<&str>) -> ApiR
     if !definition.is_object() {
         return Err(ApiError::bad_request("invalid_field", "definition must be a JSON object (a test definition)"));
     }
+    refuse_missing_fields([(&name.to_string(), definition)])?;
     let stored = match format {
         Some("stored") => true,
         Some("consumable") => false,
@@ -217,6 +227,51 @@ fn read_definition(name: &str, definition: &Value, format: Option<&str>) -> ApiR
         return Err(ApiError::unprocessable(message, diagnostics.iter().map(|d| d.to_json()).collect::<Vec<_>>().into()));
     }
     matrix.tests.shift_remove(name).ok_or_else(|| ApiError::bad_request("invalid_field", "definition is empty"))
+}
+
+/// Fields Proctor would read as 0 when absent, but which an editor never means to leave out: a
+/// bucket's `value`, a range's `bucketValue` and `length`. The admin API refuses them missing.
+fn missing_fields(name: &str, definition: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut missing = |path: String, what: &str| {
+        out.push(
+            avsb_core::Diagnostic::error(name, format!("tests.{name}.{path}"), "missing_field", format!("{what} is required"))
+                .to_json(),
+        );
+    };
+    let present = |v: &Value, key: &str| v.get(key).is_some_and(|f| !f.is_null());
+    for (i, bucket) in definition.get("buckets").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        if bucket.is_object() && !present(bucket, "value") {
+            missing(format!("buckets[{i}].value"), "the bucket's value");
+        }
+    }
+    for (i, allocation) in definition.get("allocations").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (j, range) in allocation.get("ranges").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            if !range.is_object() {
+                continue;
+            }
+            if !present(range, "bucketValue") {
+                missing(format!("allocations[{i}].ranges[{j}].bucketValue"), "the range's bucketValue");
+            }
+            if !present(range, "length") {
+                missing(format!("allocations[{i}].ranges[{j}].length"), "the range's length");
+            }
+        }
+    }
+    out
+}
+
+fn refuse_missing_fields<'a>(tests: impl IntoIterator<Item = (&'a String, &'a Value)>) -> ApiResult<()> {
+    let diagnostics: Vec<Value> = tests.into_iter().flat_map(|(name, def)| missing_fields(name, def)).collect();
+    if diagnostics.is_empty() {
+        return Ok(());
+    }
+    let message = diagnostics
+        .iter()
+        .map(|d| format!("{}: {}", d["path"].as_str().unwrap_or(""), d["message"].as_str().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(ApiError::unprocessable(message, Value::from(diagnostics)))
 }
 
 /// Compares two definitions, ignoring their versions.
@@ -349,13 +404,13 @@ impl AppState {
 
 async fn create_project(State(state): State<SharedState>, admin: Admin, body: Body) -> ApiResult<Response> {
     admin.require_write()?;
-    let request: CreateProject = parse_json(&read_body(body, MAX_BODY).await?)?;
+    let request: CreateProject = parse_object(&read_body(body, MAX_BODY).await?)?;
     let schema = match &request.schema {
         None => ContextSchema::from_json(DEFAULT_SCHEMA).map_err(ApiError::internal)?,
-        Some(doc) => ContextSchema::from_value(doc).map_err(|e| {
+        Some(doc) => crate::writes::check_schema_fields(doc).and_then(|()| ContextSchema::from_value(doc).map_err(|e| {
             ApiError::bad_request("invalid_schema", format!("schema is invalid at {}: {}", e.path, e.message))
                 .with("path", e.path.clone())
-        })?,
+        }))?,
     };
     let environments: Vec<(String, TestMatrix)> = request
         .environments
@@ -363,6 +418,10 @@ async fn create_project(State(state): State<SharedState>, admin: Admin, body: Bo
         .into_iter()
         .map(|e| (e, TestMatrix::default()))
         .collect();
+    if environments.is_empty() {
+        return Err(ApiError::bad_request("invalid_field", "environments must name at least one environment"));
+    }
+    non_empty("name", request.name.as_deref())?;
     let default_type = request.default_identifier_type.as_deref().unwrap_or("USER");
     let project = create_project_with(
         &state,
@@ -393,7 +452,8 @@ struct UpdateProject {
 
 async fn update_project(State(state): State<SharedState>, admin: Admin, Path(key): Path<String>, body: Body) -> ApiResult<Json<Value>> {
     admin.require_write()?;
-    let request: UpdateProject = parse_json(&read_body(body, MAX_BODY).await?)?;
+    let request: UpdateProject = parse_object(&read_body(body, MAX_BODY).await?)?;
+    non_empty("name", request.name.as_deref())?;
     let current = project(&state, &key).await?;
     let default_type = request
         .default_identifier_type
@@ -435,7 +495,8 @@ async fn put_schema(
 ) -> ApiResult<Json<Value>> {
     admin.require_write()?;
     let bytes = read_body(body, MAX_BODY).await?;
-    let _: Value = parse_json(&bytes)?;
+    let doc: Value = crate::routes::parse_json(&bytes)?;
+    crate::writes::check_schema_fields(&doc)?;
     let text = String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad_request("invalid_json", "the body is not UTF-8"))?;
     let project = project(&state, &key).await?;
     let base = base_revision(None, &headers)?;
@@ -462,7 +523,8 @@ struct CreateEnvironment {
 
 async fn create_environment(State(state): State<SharedState>, admin: Admin, Path(key): Path<String>, body: Body) -> ApiResult<Response> {
     admin.require_write()?;
-    let request: CreateEnvironment = parse_json(&read_body(body, MAX_BODY).await?)?;
+    let request: CreateEnvironment = parse_object(&read_body(body, MAX_BODY).await?)?;
+    non_empty("name", request.name.as_deref())?;
     let project = project(&state, &key).await?;
     let matrix = match &request.copy_from {
         Some(source) => state.current(&project.key, source)?.matrix.to_test_matrix(),
@@ -539,6 +601,9 @@ async fn put_matrix(
         return Err(ApiError::bad_request("invalid_field", "matrix must be a test matrix object: {\"tests\": {...}}"));
     };
     object.entry("audit").or_insert_with(|| json!({"version": "0", "updated": 0, "updatedBy": ""}));
+    if let Some(tests) = object.get("tests").and_then(Value::as_object) {
+        refuse_missing_fields(tests.iter())?;
+    }
     let (incoming, diagnostics) =
         TestMatrix::from_json(&doc.to_string()).map_err(|e| ApiError::bad_request("unreadable_matrix", e.message))?;
     if !diagnostics.is_empty() {
@@ -903,15 +968,15 @@ async fn promote(
             return Err(ApiError::conflict(expected, source.revision.id).with("environment", request.from.clone()));
         }
     }
+    // A test keeps its version (the revision its definition was made at) wherever it goes, as
+    // Proctor's promotion sets the version to the trunk revision of the definition.
     let source_version = source.revision.id.to_string();
     let mut definitions = Vec::new();
     for name in &request.tests {
         let definition = source.matrix.definition(name).ok_or_else(|| {
             ApiError::not_found(format!("test '{name}' not found in environment '{}'", request.from))
         })?;
-        let mut definition = definition.clone();
-        definition.version = Some(source_version.clone());
-        definitions.push((name.clone(), definition));
+        definitions.push((name.clone(), definition.clone()));
     }
     let meta = WriteMeta {
         base,
@@ -966,7 +1031,8 @@ async fn create_sdk_key(
 ) -> ApiResult<Response> {
     admin.require_write()?;
     let bytes = read_body(body, MAX_BODY).await?;
-    let request: CreateKey = if bytes.iter().all(u8::is_ascii_whitespace) { CreateKey::default() } else { parse_json(&bytes)? };
+    let request: CreateKey = if bytes.iter().all(u8::is_ascii_whitespace) { CreateKey::default() } else { parse_object(&bytes)? };
+    non_empty("name", request.name.as_deref())?;
     let snapshot = state.current(&project, &environment)?;
     let name = request.name.unwrap_or_else(|| format!("{environment} key"));
     let (secret, info) = new_sdk_key(&state, &snapshot, &name).await?;

@@ -1,7 +1,8 @@
 //! The HTTP API, one module per audience. Each module exposes `router()`.
 
 use axum::body::{Body, Bytes};
-use axum::http::StatusCode;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::de::DeserializeOwned;
@@ -25,7 +26,27 @@ pub fn router(_state: SharedState) -> Router<SharedState> {
         .merge(events::router())
         .merge(admin::router())
         .merge(ops::router())
-        .fallback(|| async { ApiError::not_found("no such endpoint; see /api/v1/openapi.json").into_response() })
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn not_found(State(state): State<SharedState>, method: Method, uri: Uri) -> Response {
+    if uri.path().starts_with("/pipet/") {
+        return pipet::unmatched(&state, uri.path(), 404, &method);
+    }
+    ApiError::not_found(format!("no endpoint {}; see /api/v1/openapi.json", uri.path())).into_response()
+}
+
+async fn method_not_allowed(State(state): State<SharedState>, method: Method, uri: Uri) -> Response {
+    if uri.path().starts_with("/pipet/") {
+        return pipet::unmatched(&state, uri.path(), 405, &method);
+    }
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {method}; see /api/v1/openapi.json", uri.path()),
+    )
+    .into_response()
 }
 
 /// Reads a request body of at most `limit` bytes.
@@ -48,12 +69,47 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("invalid_json", "the request body is empty; a JSON document is expected"));
     }
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::bad_request("invalid_field", format!("the request body does not fit: {e}"))
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data if field != "." => {
+                ApiError::bad_request("invalid_field", format!("the request body does not fit at '{field}': {inner}"))
+                    .with("field", field)
+            }
+            serde_json::error::Category::Data => {
+                ApiError::bad_request("invalid_field", format!("the request body does not fit: {inner}"))
+            }
+            _ => ApiError::bad_request("invalid_json", format!("the request body is not valid JSON: {inner}")),
         }
-        _ => ApiError::bad_request("invalid_json", format!("the request body is not valid JSON: {e}")),
-    })
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the request body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Like [`parse_json`] for a body that must be a JSON object (serde would also read an array
+/// into a struct, by position).
+pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => parse_json(bytes),
+        Some(_) => {
+            // Valid JSON of another kind is a shape error; anything else, a syntax error.
+            let found = match parse_json::<serde_json::Value>(bytes)? {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Bool(_) => "a boolean",
+                _ => "null",
+            };
+            Err(ApiError::bad_request(
+                "invalid_field",
+                format!("invalid type: the request body must be a JSON object, not {found}"),
+            ))
+        }
+    }
 }
 
 /// Query parameters, refused in the API's error shape when they do not fit.

@@ -19,21 +19,29 @@ use crate::SharedState;
 
 /// The Pipet routes.
 pub fn router() -> Router<SharedState> {
-    let get_only = |handler: axum::routing::MethodRouter<SharedState>| handler.fallback(method_not_allowed);
     Router::new()
-        .route("/pipet/{sdk_key}/groups/identify", get_only(get(identify)))
-        .route("/pipet/{sdk_key}/proctor/matrix", get_only(get(matrix)))
-        .route("/pipet/{sdk_key}/proctor/matrix/audit", get_only(get(audit)))
-        .route("/pipet/{sdk_key}/proctor/matrix/definition/{test}", get_only(get(definition)))
+        .route("/pipet/{sdk_key}/groups/identify", get(identify))
+        .route("/pipet/{sdk_key}/proctor/matrix", get(matrix))
+        .route("/pipet/{sdk_key}/proctor/matrix/audit", get(audit))
+        .route("/pipet/{sdk_key}/proctor/matrix/definition/{test}", get(definition))
         .route("/pipet/{sdk_key}/config/context", any(config_context))
         .route("/pipet/{sdk_key}/config/identifiers", any(config_identifiers))
-        .route("/pipet/{sdk_key}", any(unknown))
-        .route("/pipet/{sdk_key}/", any(unknown))
         .route("/pipet/{sdk_key}/{*rest}", any(unknown))
 }
 
-async fn method_not_allowed(method: axum::http::Method) -> Response {
-    error(405, &format!("Request method '{method}' not supported"))
+/// A path under `/pipet/` that no route matches, or a method a route does not take: Pipet's
+/// envelope, after the key check (an unknown key is a 401 whatever the path).
+pub fn unmatched(state: &SharedState, path: &str, status: u16, method: &axum::http::Method) -> Response {
+    let rest = path.strip_prefix("/pipet/").unwrap_or("");
+    let (sdk_key, rest) = rest.split_once('/').unwrap_or((rest, ""));
+    if let Err(response) = environment(state, sdk_key) {
+        return response;
+    }
+    if status == 405 {
+        error(405, &format!("Request method '{method}' not supported"))
+    } else {
+        error(404, &format!("No Pipet endpoint '/{rest}'."))
+    }
 }
 
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache, no-store, max-age=0, must-revalidate");
@@ -180,11 +188,6 @@ async fn config_identifiers(State(state): State<SharedState>, Path(sdk_key): Pat
     }
 }
 
-async fn unknown(State(state): State<SharedState>, Path(params): Path<Vec<(String, String)>>) -> Response {
-    let sdk_key = params.iter().find(|(k, _)| k == "sdk_key").map_or("", |(_, v)| v.as_str());
-    if let Err(response) = environment(&state, sdk_key) {
-        return response;
-    }
-    let rest = params.iter().find(|(k, _)| k == "rest").map_or("", |(_, v)| v.as_str());
-    error(404, &format!("No Pipet endpoint '/{rest}'."))
+async fn unknown(State(state): State<SharedState>, method: axum::http::Method, uri: Uri) -> Response {
+    unmatched(&state, uri.path(), 404, &method)
 }
