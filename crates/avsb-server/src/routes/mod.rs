@@ -49,6 +49,31 @@ async fn method_not_allowed(State(state): State<SharedState>, method: Method, ur
     .into_response()
 }
 
+/// Bodies up to this size are read in full before any handler runs.
+const BUFFERED_BODY: u64 = 64 * 1024;
+
+/// Reads small request bodies before routing, so that a request refused early (a bad key, a
+/// malformed path) still has its body consumed: otherwise the connection is closed under a
+/// client that is still writing it, and the client sees a broken pipe instead of the answer.
+pub async fn buffer_small_bodies(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let length = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match length {
+        Some(n) if n > 0 && n <= BUFFERED_BODY => {
+            let (parts, body) = request.into_parts();
+            match axum::body::to_bytes(body, BUFFERED_BODY as usize).await {
+                Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, Body::from(bytes))).await,
+                Err(e) => ApiError::bad_request("unreadable_body", format!("the request body could not be read: {e}"))
+                    .into_response(),
+            }
+        }
+        _ => next.run(request).await,
+    }
+}
+
 /// Reads a request body of at most `limit` bytes.
 pub async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
