@@ -675,3 +675,130 @@ fn route_parser_understands_the_forms_used() {
     assert_eq!(route_methods("any(e)", "t"), ["ANY"].map(String::from).into());
     assert!(Path::new(&manifest_dir()).join("src/routes/mod.rs").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. Error codes: what the source can answer = what the document lists
+
+/// The numeric status of a `StatusCode::NAME` expression (any path prefix).
+fn status_number(expr: &str, context: &str) -> u16 {
+    let name = expr.trim().rsplit("::").next().unwrap_or_default();
+    match name {
+        "BAD_REQUEST" => 400,
+        "UNAUTHORIZED" => 401,
+        "FORBIDDEN" => 403,
+        "NOT_FOUND" => 404,
+        "METHOD_NOT_ALLOWED" => 405,
+        "CONFLICT" => 409,
+        "PAYLOAD_TOO_LARGE" => 413,
+        "UNPROCESSABLE_ENTITY" => 422,
+        "INTERNAL_SERVER_ERROR" => 500,
+        "SERVICE_UNAVAILABLE" => 503,
+        _ => panic!("{context}: unknown status `{expr}` in an ApiError; extend tests/openapi.rs"),
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every (status, code) an `ApiError` in `src/` is made with: the literal code of each
+/// `bad_request("code", ...)` call (400) and each `ApiError::new(StatusCode::X, "code", ...)`.
+/// Calls whose code is not a literal (the helpers' own definitions) are skipped.
+fn source_error_codes() -> BTreeMap<(u16, String), String> {
+    let mut files = Vec::new();
+    rust_files(&manifest_dir().join("src"), &mut files);
+    let mut out = BTreeMap::new();
+    for file in &files {
+        let name = file.strip_prefix(manifest_dir()).unwrap_or(file).display().to_string();
+        let source =
+            strip_comments(&std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display())));
+        for (call, code_arg) in [("bad_request(", 0usize), ("ApiError::new(", 1usize)] {
+            let mut from = 0;
+            while let Some(found) = source[from..].find(call) {
+                let at = from + found;
+                from = at + call.len();
+                if source[..at].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let open = at + call.len() - 1;
+                let context = format!("{name}:{}", source[..open].lines().count());
+                let inner = balanced(&source, open).unwrap_or_else(|| panic!("{context}: unbalanced {call}"));
+                let args = split_args(inner);
+                let Some(code) = args.get(code_arg).and_then(|a| string_literal(a)) else { continue };
+                let status = if code_arg == 0 { 400 } else { status_number(&args[0], &context) };
+                out.entry((status, code)).or_insert(context);
+            }
+        }
+    }
+    out
+}
+
+/// The codes each response of each operation lists (`Codes: `a`, `b`.` at the end of its
+/// description), with the status and where.
+fn documented_error_codes(doc: &Value) -> Vec<(u16, String, String)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            if !METHODS.contains(&method.as_str()) {
+                continue;
+            }
+            for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+                let Ok(number) = status.parse::<u16>() else { continue };
+                let description = deref(doc, response)["description"].as_str().unwrap_or_default();
+                let Some((_, list)) = description.rsplit_once("Codes: ") else { continue };
+                // The list ends at its closing "`.", before any prose that may follow.
+                let list = list.split_once("`.").map_or(list, |(codes, _)| codes);
+                for code in list.split('`').skip(1).step_by(2) {
+                    out.push((number, code.to_string(), format!("{} {path} {status}", method.to_uppercase())));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn documented_error_codes_equal_source_error_codes() {
+    let doc = document();
+    let source = source_error_codes();
+    for expected in ["invalid_json", "invalid_field", "invalid_query", "method_not_allowed", "not_found", "conflict"] {
+        assert!(
+            source.keys().any(|(_, c)| c == expected),
+            "found no ApiError with code {expected:?} in src/; is the parser broken?"
+        );
+    }
+    let documented = documented_error_codes(&doc);
+    let top = doc["info"]["description"].as_str().unwrap_or_default();
+    let mut problems = Vec::new();
+    // Each code the source answers is listed under a response of its status (or, for answers no
+    // operation can list, such as a 405 for a method a path does not take, in info.description).
+    for ((status, code), at) in &source {
+        let listed = documented.iter().any(|(s, c, _)| s == status && c == code);
+        if !listed && !top.contains(&format!("`{code}`")) {
+            problems.push(format!("{at}: {status} `{code}` is not listed under any {status} response"));
+        }
+    }
+    // Each listed code is one the source answers with that status.
+    for (status, code, at) in &documented {
+        if !source.contains_key(&(*status, code.clone())) {
+            let elsewhere: Vec<String> =
+                source.keys().filter(|(_, c)| c == code).map(|(s, _)| s.to_string()).collect();
+            problems.push(format!(
+                "{at}: lists `{code}`, which src/ never answers with {status}{}",
+                if elsewhere.is_empty() { String::new() } else { format!(" (only with {})", elsewhere.join(", ")) }
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "error codes out of step:\n  {}", problems.join("\n  "));
+}

@@ -499,7 +499,13 @@ async fn put_schema(
     crate::writes::check_schema_fields(&doc)?;
     let text = String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::bad_request("invalid_json", "the body is not UTF-8"))?;
     let project = project(&state, &key).await?;
-    let base = base_revision(None, &headers)?;
+    let base = match headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        Some(tag) => Some(tag.trim_start_matches("W/").trim().trim_matches('"').parse::<i64>().map_err(|_| {
+            ApiError::bad_request("invalid_field", "If-Match must be a schema version such as \"3\" (see GET .../schema's ETag)")
+                .with("field", "If-Match")
+        })?),
+        None => None,
+    };
     let updated = state.write_schema(&project, &text, base).await?;
     let environments = environments_json(&state, &updated).await?;
     Ok(Json(project_json(&updated, &environments)))
@@ -669,8 +675,8 @@ async fn put_test(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    check_test_name(&test)?;
     let (request, base) = write_body::<PutTest>(&admin, &headers, body).await?;
+    check_test_name(&test)?;
     let definition = read_definition(&test, &request.definition, request.format.as_deref())?;
     let project = project(&state, &project_key).await?;
     let meta = WriteMeta {
@@ -932,7 +938,7 @@ struct Promote {
 }
 
 /// Copies tests from one environment to a later one (Proctor's trunk → qa → production),
-/// each with the source revision as its version.
+/// each keeping its version (the revision its definition was made at).
 async fn promote(
     State(state): State<SharedState>,
     admin: Admin,
