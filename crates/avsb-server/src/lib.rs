@@ -107,7 +107,6 @@ impl AppState {
 /// The whole HTTP API.
 pub fn app(state: SharedState) -> Router {
     routes::router(Arc::clone(&state))
-        .layer(axum::middleware::from_fn(routes::buffer_small_bodies))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), metrics::track))
         .with_state(state)
 }

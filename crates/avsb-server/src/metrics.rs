@@ -133,8 +133,8 @@ pub async fn track(State(state): State<SharedState>, request: Request, next: Nex
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
     let metrics = &state.metrics;
-    metrics.latency.get_or_create(&RouteLabels { route: route.clone() }).observe(elapsed.as_secs_f64());
-    metrics.requests.get_or_create(&RequestLabels { route: route.clone(), method: method.clone(), status }).inc();
     tracing::debug!(%method, %route, status, micros = elapsed.as_micros() as u64, "request");
+    metrics.latency.get_or_create(&RouteLabels { route: route.clone() }).observe(elapsed.as_secs_f64());
+    metrics.requests.get_or_create(&RequestLabels { route, method, status }).inc();
     response
 }

@@ -38,6 +38,8 @@ pub struct EnvSnapshot {
     pub datafile: Bytes,
     /// The datafile's entity tag (quoted), also the stream's event id.
     pub etag: String,
+    /// Whether any test is of type RANDOM (only then does a request need a random number).
+    pub has_random_tests: bool,
 }
 
 impl EnvSnapshot {
@@ -62,6 +64,8 @@ impl EnvSnapshot {
         matrix: Matrix,
     ) -> anyhow::Result<EnvSnapshot> {
         let matrix_doc = matrix.to_test_matrix().to_json(false);
+        let has_random_tests =
+            matrix.test_names().any(|t| matrix.definition(t).is_some_and(|d| d.test_type.eq_ignore_ascii_case("RANDOM")));
         let etag = format!("\"{}.{}\"", revision.id, project.schema_version);
         let datafile = json!({
             "project": project.key,
@@ -82,6 +86,7 @@ impl EnvSnapshot {
             default_identifier_type: project.default_identifier_type.clone(),
             matrix_json: Bytes::from(serde_json::to_vec(&matrix_doc)?),
             datafile: Bytes::from(serde_json::to_vec(&datafile)?),
+            has_random_tests,
             matrix,
             etag,
         })

@@ -19,13 +19,17 @@ pub mod sdk;
 
 /// Every route.
 pub fn router(_state: SharedState) -> Router<SharedState> {
-    Router::new()
-        .merge(pipet::router())
+    // Only the routes that take bodies pay for reading them ahead; Pipet's GETs stay lean.
+    let with_bodies = Router::new()
         .merge(ofrep::router())
-        .merge(sdk::router())
         .merge(events::router())
         .merge(admin::router())
+        .layer(axum::middleware::from_fn(buffer_small_bodies));
+    Router::new()
+        .merge(pipet::router())
+        .merge(sdk::router())
         .merge(ops::router())
+        .merge(with_bodies)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

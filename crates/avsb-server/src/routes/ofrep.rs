@@ -140,7 +140,7 @@ fn read_context<'m>(snapshot: &'m EnvSnapshot, body: &[u8]) -> Result<(Request<'
         }
     }
     request.now_millis = Some(now_millis());
-    request.random_seed = getrandom::u64().ok();
+    request.random_seed = if snapshot.has_random_tests { getrandom::u64().ok() } else { None };
     Ok((request, has_targeting_key))
 }
 

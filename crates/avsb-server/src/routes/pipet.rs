@@ -122,7 +122,7 @@ fn identify_params(snapshot: &EnvSnapshot, uri: &Uri, headers: &HeaderMap) -> Id
     params.tests = param("test").map(str::to_string);
     params.force_groups = param("prforceGroups").map(str::to_string);
     params.now_millis = Some(now_millis());
-    params.random_seed = random_seed();
+    params.random_seed = if snapshot.has_random_tests { random_seed() } else { None };
     params
 }
 
