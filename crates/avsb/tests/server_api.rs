@@ -107,28 +107,7 @@ fn now_millis() -> i64 {
 /// A request with a raw byte body and arbitrary headers; a transport error is returned, not
 /// raised (the server may close a connection it refuses).
 fn raw(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<Reply, String> {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-    let mut req = agent.request(method, url);
-    for (k, v) in headers {
-        req = req.set(k, v);
-    }
-    let result = match body {
-        Some(b) => req.send_bytes(b),
-        None => req.call(),
-    };
-    let response = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => return Err(format!("{method} {url}: {e}")),
-    };
-    let status = response.status();
-    let headers = response
-        .headers_names()
-        .into_iter()
-        .filter_map(|n| response.header(&n).map(|v| (n.to_ascii_lowercase(), v.to_string())))
-        .collect();
-    let body = response.into_string().unwrap_or_default();
-    Ok(Reply { status, headers, body })
+    common::try_request(method, url, headers, body)
 }
 
 /// A float-valued flag (doubleValue 1.0 for everyone).

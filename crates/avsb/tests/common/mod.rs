@@ -181,22 +181,32 @@ impl Drop for Server {
 
 /// One HTTP request with ureq; non-2xx statuses are returned, not raised.
 pub fn request(method: &str, url: &str, auth: Option<&str>, body: Option<&str>, headers: &[(&str, &str)]) -> Reply {
+    let bearer = auth.map(|secret| format!("Bearer {secret}"));
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    if let Some(bearer) = &bearer {
+        all.push(("Authorization", bearer));
+    }
+    if body.is_some() {
+        all.push(("Content-Type", "application/json"));
+    }
+    try_request(method, url, &all, body.map(str::as_bytes)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One HTTP request with raw headers and body; an error only when no HTTP answer came back.
+pub fn try_request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<Reply, String> {
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
     let mut req = agent.request(method, url);
-    if let Some(secret) = auth {
-        req = req.set("Authorization", &format!("Bearer {secret}"));
-    }
     for (k, v) in headers {
         req = req.set(k, v);
     }
     let result = match body {
-        Some(b) => req.set("Content-Type", "application/json").send_string(b),
+        Some(b) => req.send_bytes(b),
         None => req.call(),
     };
     let response = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
+        Err(e) => return Err(format!("{method} {url}: {e}")),
     };
     let status = response.status();
     let headers = response
@@ -205,5 +215,5 @@ pub fn request(method: &str, url: &str, auth: Option<&str>, body: Option<&str>, 
         .filter_map(|n| response.header(&n).map(|v| (n.to_ascii_lowercase(), v.to_string())))
         .collect();
     let body = response.into_string().unwrap_or_default();
-    Reply { status, headers, body }
+    Ok(Reply { status, headers, body })
 }
