@@ -200,6 +200,33 @@ impl Matrix {
         self.variable_index.get(name).copied()
     }
 
+    /// OpenFeature's reason for a result (flag-systems §4.1), as OFREP and the Python SDK report
+    /// it: `STATIC` (forced, or one bucket for everyone), `TARGETING_MATCH` (targets, or a rule
+    /// chose a one-bucket allocation), `SPLIT` (hashed over several live buckets), `DEFAULT`
+    /// (no bucket: not eligible, dependency unmet, fallback), `DISABLED` (incognito) and
+    /// `ERROR` (no identifier, a rule failed).
+    pub fn openfeature_reason(&self, assignment: &Assignment<'_>) -> &'static str {
+        match &assignment.reason {
+            Reason::Forced => "STATIC",
+            Reason::Targeted => "TARGETING_MATCH",
+            Reason::Allocation(i) => {
+                let Some(definition) = self.definition(assignment.test) else { return "UNKNOWN" };
+                let Some(allocation) = definition.allocations.get(*i) else { return "UNKNOWN" };
+                let live = allocation.ranges.iter().filter(|r| r.length > 0.0).count();
+                if live > 1 {
+                    "SPLIT"
+                } else if allocation.rule.is_some() || definition.rule.is_some() {
+                    "TARGETING_MATCH"
+                } else {
+                    "STATIC"
+                }
+            }
+            Reason::MinLive(_) | Reason::Fallback | Reason::NotEligible | Reason::DependencyNotMet => "DEFAULT",
+            Reason::Incognito => "DISABLED",
+            Reason::NoIdentifier | Reason::RuleError(_) => "ERROR",
+        }
+    }
+
     /// An empty request sized for this matrix.
     pub fn request(&self) -> Request<'static> {
         Request {

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use crate::compile::Matrix;
 use crate::force::ForceGroups;
-use crate::schema::RequestError;
+use crate::schema::{ContextSchema, RequestError, Source};
 
 /// An identify request, with values already extracted from wherever they came.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +25,39 @@ pub struct IdentifyParams {
     pub now_millis: Option<i64>,
     /// A random number for RANDOM tests (Pipet always enables them).
     pub random_seed: Option<u64>,
+}
+
+impl IdentifyParams {
+    /// Collects the context and identifiers a request carries, as the schema says where each
+    /// comes from: `query` answers a query parameter (`ctx.country`, `id.acctid`), `header` a
+    /// request header. The server reads its query string and headers; the Python package reads
+    /// django-proctor's `get_context()`/`get_identifiers()` dicts, so both map alike.
+    pub fn from_sources(
+        schema: &ContextSchema,
+        query: impl Fn(&str, &str) -> Option<String>,
+        header: impl Fn(&str) -> Option<String>,
+    ) -> IdentifyParams {
+        let mut params = IdentifyParams::default();
+        for (name, var) in &schema.variables {
+            let raw = match var.source {
+                Source::Query => query("ctx.", &var.source_key),
+                Source::Header => header(&var.source_key),
+            };
+            if let Some(raw) = raw {
+                params.context.push((name.clone(), raw));
+            }
+        }
+        for (type_name, config) in &schema.identifiers {
+            let raw = match config.source {
+                Source::Query => query("id.", &config.source_key),
+                Source::Header => header(&config.source_key),
+            };
+            if let Some(raw) = raw {
+                params.identifiers.push((type_name.clone(), raw));
+            }
+        }
+        params
+    }
 }
 
 /// Splits the `test` parameter as Guava's trimming, empty-dropping splitter does.
@@ -87,8 +120,9 @@ pub(crate) fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value:
     }
 }
 
-/// Converts the raw parameters into a request (with Pipet's errors) and hands it to `f`.
-fn with_request<R>(
+/// Converts the raw parameters into a request (with Pipet's errors) and hands it, with the
+/// converted context, to `f`.
+pub fn with_request<R>(
     matrix: &Matrix,
     params: &IdentifyParams,
     f: impl FnOnce(&crate::eval::Request<'_>, &indexmap::IndexMap<String, crate::value::Value>) -> R,

@@ -153,29 +153,6 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-/// OpenFeature's reason for a result.
-fn reason(matrix: &Matrix, assignment: &Assignment<'_>) -> &'static str {
-    match &assignment.reason {
-        Reason::Forced => "STATIC",
-        Reason::Targeted => "TARGETING_MATCH",
-        Reason::Allocation(i) => {
-            let Some(definition) = matrix.definition(assignment.test) else { return "UNKNOWN" };
-            let Some(allocation) = definition.allocations.get(*i) else { return "UNKNOWN" };
-            let live = allocation.ranges.iter().filter(|r| r.length > 0.0).count();
-            if live > 1 {
-                "SPLIT"
-            } else if allocation.rule.is_some() || definition.rule.is_some() {
-                "TARGETING_MATCH"
-            } else {
-                "STATIC"
-            }
-        }
-        Reason::MinLive(_) | Reason::Fallback | Reason::NotEligible | Reason::DependencyNotMet => "DEFAULT",
-        Reason::Incognito => "DISABLED",
-        Reason::NoIdentifier | Reason::RuleError(_) => "ERROR",
-    }
-}
-
 /// One flag's OFREP result: success (200) or failure (status, code, details).
 fn result(
     snapshot: &EnvSnapshot,
@@ -207,7 +184,7 @@ fn result(
     }
     let mut out = Map::new();
     out.insert("key".into(), Value::from(assignment.test));
-    out.insert("reason".into(), Value::from(reason(matrix, assignment)));
+    out.insert("reason".into(), Value::from(matrix.openfeature_reason(assignment)));
     out.insert("variant".into(), assignment.bucket.map_or(Value::Null, |b| Value::from(b.name.clone())));
     if let Some(payload) = &assignment.payload {
         out.insert("value".into(), payload.value_json());

@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 
 use avsb_core::pipet::{self, IdentifyParams};
-use avsb_core::schema::Source;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -100,25 +99,7 @@ fn identify_params(snapshot: &EnvSnapshot, uri: &Uri, headers: &HeaderMap) -> Id
             .map(|(_, v)| v.to_string())
     };
     let header = |name: &str| headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let mut params = IdentifyParams::default();
-    for (name, var) in &schema.variables {
-        let raw = match var.source {
-            Source::Query => prefixed("ctx.", &var.source_key),
-            Source::Header => header(&var.source_key),
-        };
-        if let Some(raw) = raw {
-            params.context.push((name.clone(), raw));
-        }
-    }
-    for (type_name, config) in &schema.identifiers {
-        let raw = match config.source {
-            Source::Query => prefixed("id.", &config.source_key),
-            Source::Header => header(&config.source_key),
-        };
-        if let Some(raw) = raw {
-            params.identifiers.push((type_name.clone(), raw));
-        }
-    }
+    let mut params = IdentifyParams::from_sources(schema, prefixed, header);
     params.tests = param("test").map(str::to_string);
     params.force_groups = param("prforceGroups").map(str::to_string);
     params.now_millis = Some(now_millis());

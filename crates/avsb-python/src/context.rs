@@ -1,0 +1,214 @@
+//! Contexts: `{'kind': 'user', 'key': 'u1', 'plan': 'pro'}` or
+//! `{'kind': 'multi', 'user': {...}, 'account': {...}}` → an engine request.
+//!
+//! A kind names an identifier type (case ignored: `user` → `USER`); its `key` is that identifier.
+//! Other attributes are context variables, converted to the schema's declared type, or, when
+//! named after an identifier type, identifiers. Variables a context lacks take the schema's
+//! defaults. Problems never raise: the attribute is left out and the problem is kept for the
+//! `*_details` error message and the log.
+
+use std::borrow::Cow;
+
+use avsb_core::{ContextType, IntKind, Request, Value};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
+
+use crate::convert::type_name;
+use crate::engine::{AttributeTarget, EngineData};
+
+/// A context converted for one engine.
+pub struct Converted {
+    pub request: Request<'static>,
+    /// Every identifier the context carries, by type (also those the schema does not know),
+    /// for tracked events.
+    pub identifiers: Vec<(String, String)>,
+    /// What could not be used, as sentences.
+    pub problems: Vec<String>,
+}
+
+/// Converts a context for `data`.
+pub fn convert(data: &EngineData, context: &Bound<'_, PyAny>) -> Converted {
+    let mut out = Converted {
+        request: Request {
+            identifiers: vec![None; data.matrix.identifier_types().len()],
+            context: data.defaults.clone(),
+            ..Request::default()
+        },
+        identifiers: Vec::new(),
+        problems: Vec::new(),
+    };
+    let Ok(dict) = context.cast::<PyDict>() else {
+        out.problems.push(format!("the context must be a dict like {{'kind': 'user', 'key': ...}}, not {}", type_name(context)));
+        return out;
+    };
+    let kind = match dict.get_item("kind") {
+        Ok(Some(k)) => match k.cast::<PyString>() {
+            Ok(s) => s.to_str().map(str::to_string).unwrap_or_default(),
+            Err(_) => {
+                out.problems.push(format!("context 'kind' must be a string, not {}", type_name(&k)));
+                return out;
+            }
+        },
+        _ => String::from("user"),
+    };
+    if kind == "multi" {
+        for (name, sub) in dict.iter() {
+            let Ok(name) = name.extract::<String>() else { continue };
+            if name == "kind" {
+                continue;
+            }
+            match sub.cast::<PyDict>() {
+                Ok(sub) => single(data, &name, sub, &mut out),
+                Err(_) => out.problems.push(format!("multi-context '{name}' must be a dict, not {}", type_name(&sub))),
+            }
+        }
+    } else {
+        single(data, &kind, dict, &mut out);
+    }
+    out
+}
+
+/// Text for an identifier: strings as they are, ints in decimal.
+fn identifier_text(value: &Bound<'_, PyAny>) -> Option<String> {
+    if let Ok(s) = value.cast::<PyString>() {
+        return s.to_str().ok().map(str::to_string);
+    }
+    if value.is_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>() {
+        return value.str().ok().and_then(|s| s.to_str().ok().map(str::to_string));
+    }
+    None
+}
+
+fn single(data: &EngineData, kind: &str, dict: &Bound<'_, PyDict>, out: &mut Converted) {
+    let kind_type = kind_identifier_type(data, kind);
+    for (name, value) in dict.iter() {
+        let Ok(name) = name.cast::<PyString>() else {
+            out.problems.push(format!("context '{kind}': attribute names must be strings, not {}", type_name(&name)));
+            continue;
+        };
+        let Ok(name) = name.to_str() else { continue };
+        match name {
+            "kind" | "_meta" => continue,
+            "key" => {
+                if value.is_none() {
+                    continue;
+                }
+                match identifier_text(&value) {
+                    Some(key) => set_identifier(data, &kind_type, key, out),
+                    None => out.problems.push(format!("context '{kind}': 'key' must be a string, not {}", type_name(&value))),
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if value.is_none() {
+            continue;
+        }
+        match data.attributes.get(name) {
+            Some(AttributeTarget::Identifier(slot)) => {
+                if let Some(text) = identifier_text(&value) {
+                    let type_name = data.matrix.identifier_types()[*slot].clone();
+                    if !out.identifiers.iter().any(|(t, _)| *t == type_name) {
+                        out.identifiers.push((type_name, text.clone()));
+                    }
+                    if out.request.identifiers[*slot].is_none() {
+                        out.request.identifiers[*slot] = Some(Cow::Owned(text));
+                    }
+                }
+            }
+            Some(AttributeTarget::Variable(slot, ty)) => match to_value(&value, *ty) {
+                Ok(v) => out.request.context[*slot] = Some(v),
+                Err(why) => out.problems.push(format!("context attribute '{name}': {why}")),
+            },
+            // Attributes no rule reads are ignored, as Pipet ignores unconfigured parameters.
+            None => {}
+        }
+    }
+}
+
+/// The identifier type a context kind stands for: a known type (case ignored), else the kind
+/// upper-cased (kept for events even if no test hashes it).
+fn kind_identifier_type(data: &EngineData, kind: &str) -> String {
+    match data.kinds.get(&kind.to_ascii_lowercase()) {
+        Some(&slot) => data.matrix.identifier_types()[slot].clone(),
+        None => avsb_core::schema::canonical_identifier_type(&kind.to_ascii_uppercase()),
+    }
+}
+
+fn set_identifier(data: &EngineData, type_name: &str, key: String, out: &mut Converted) {
+    if let Some(&slot) = data.kinds.get(&type_name.to_ascii_lowercase()) {
+        out.request.identifiers[slot] = Some(Cow::Owned(key.clone()));
+    }
+    out.identifiers.retain(|(t, _)| t != type_name);
+    out.identifiers.push((type_name.to_string(), key));
+}
+
+/// A Python attribute value as the engine value of the schema's type. Strings go through the
+/// schema's own conversion (as Pipet converts request text); Python numbers and bools are
+/// taken natively when the type fits, else converted from their text.
+fn to_value(value: &Bound<'_, PyAny>, ty: Option<ContextType>) -> Result<Value, String> {
+    let Some(ty) = ty else {
+        // A variable only rules mention (permissive schema): keep the Python type.
+        return native_value(value);
+    };
+    if let Ok(s) = value.cast::<PyString>() {
+        let text = s.to_str().map_err(|e| e.to_string())?;
+        return ty.convert(text).map_err(|detail| format!("could not convert '{text}' to {}: {detail}", ty.canonical_name()));
+    }
+    if let Ok(b) = value.cast::<PyBool>() {
+        let b = b.is_true();
+        return match ty {
+            ContextType::Boolean => Ok(Value::Bool(b)),
+            ContextType::String => Ok(Value::string(if b { "true" } else { "false" })),
+            _ => Err(format!("a bool cannot be a {}", ty.canonical_name())),
+        };
+    }
+    if value.is_instance_of::<PyInt>() {
+        let Ok(n) = value.extract::<i64>() else {
+            return Err("integer out of the 64-bit range".into());
+        };
+        let ranged = |kind: IntKind, lo: i64, hi: i64| {
+            if (lo..=hi).contains(&n) {
+                Ok(Value::Int(n, kind))
+            } else {
+                Err(format!("{n} is out of range for {}", ty.canonical_name()))
+            }
+        };
+        return match ty {
+            ContextType::Byte => ranged(IntKind::Byte, i8::MIN.into(), i8::MAX.into()),
+            ContextType::Short => ranged(IntKind::Short, i16::MIN.into(), i16::MAX.into()),
+            ContextType::Integer => ranged(IntKind::Integer, i32::MIN.into(), i32::MAX.into()),
+            ContextType::Long => Ok(Value::Int(n, IntKind::Long)),
+            ContextType::Double => Ok(Value::Double(n as f64)),
+            ContextType::Float => Ok(Value::Float(n as f32)),
+            _ => ty.convert(&n.to_string()).map_err(|d| format!("could not convert {n} to {}: {d}", ty.canonical_name())),
+        };
+    }
+    if let Ok(f) = value.cast::<PyFloat>() {
+        let f = f.value();
+        return match ty {
+            ContextType::Double => Ok(Value::Double(f)),
+            ContextType::Float => Ok(Value::Float(f as f32)),
+            ContextType::String => Ok(Value::string(f.to_string().as_str())),
+            _ => Err(format!("a float cannot be a {}", ty.canonical_name())),
+        };
+    }
+    Err(format!("{} cannot be a {} (use str, int, float or bool)", type_name(value), ty.canonical_name()))
+}
+
+/// A value for a variable with no declared type: str, bool, int (Long) or float (Double).
+fn native_value(value: &Bound<'_, PyAny>) -> Result<Value, String> {
+    if let Ok(s) = value.cast::<PyString>() {
+        return Ok(Value::string(s.to_str().map_err(|e| e.to_string())?));
+    }
+    if let Ok(b) = value.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if value.is_instance_of::<PyInt>() {
+        return value.extract::<i64>().map(|n| Value::Int(n, IntKind::Long)).map_err(|_| "integer out of the 64-bit range".into());
+    }
+    if let Ok(f) = value.cast::<PyFloat>() {
+        return Ok(Value::Double(f.value()));
+    }
+    Err(format!("{} is not a str, int, float or bool", type_name(value)))
+}
