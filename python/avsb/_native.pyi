@@ -41,6 +41,17 @@ class Engine:
     def definition(self, test: str) -> dict[str, Any] | None: ...
     def schema(self) -> dict[str, Any]: ...
     def matrix(self) -> dict[str, Any]: ...
+    def identify(
+        self,
+        identifiers: Mapping[str, str] | Sequence[tuple[str, str]],
+        context: Mapping[str, str] | Sequence[tuple[str, str]],
+        tests: str | None = None,
+        force_groups: str | None = None,
+        full_force: bool = False,
+        now_millis: int | None = None,
+        random_seed: int | None = None,
+    ) -> dict[str, Any]:
+        """Pipet's ``/groups/identify`` over this matrix: ``{'data': ..., 'reasons': ...}``."""
     def __len__(self) -> int: ...
     def __contains__(self, test: str) -> bool: ...
 

@@ -327,6 +327,49 @@ impl Engine {
         json_to_py(py, &self.data.matrix.to_test_matrix().to_json(false))
     }
 
+    /// Pipet's `/groups/identify` over this matrix, as the server and `avsb eval` answer it:
+    /// `identifiers` as `[(type, value)]` or `{type: value}`, `context` as `[(variable, text)]`
+    /// or `{variable: text}` (raw text, converted by the schema). Returns `{'data': {groups,
+    /// context, audit}, 'reasons': {test: reason}}`; raises `RequestError((status, message))`
+    /// where Pipet would refuse the request. For tools and the shared spec cases.
+    #[pyo3(signature = (identifiers, context, tests=None, force_groups=None, full_force=false, now_millis=None, random_seed=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn identify(
+        &self,
+        py: Python<'_>,
+        identifiers: &Bound<'_, PyAny>,
+        context: &Bound<'_, PyAny>,
+        tests: Option<String>,
+        force_groups: Option<String>,
+        full_force: bool,
+        now_millis: Option<i64>,
+        random_seed: Option<u64>,
+    ) -> PyResult<Py<PyAny>> {
+        let pairs = |v: &Bound<'_, PyAny>| -> PyResult<Vec<(String, String)>> {
+            if let Ok(d) = v.cast::<PyDict>() {
+                d.iter().map(|(k, v)| Ok((k.extract()?, v.extract()?))).collect()
+            } else {
+                v.extract()
+            }
+        };
+        let params = avsb_core::pipet::IdentifyParams {
+            identifiers: pairs(identifiers)?,
+            context: pairs(context)?,
+            tests,
+            force_groups,
+            full_force,
+            now_millis,
+            random_seed,
+        };
+        match avsb_core::pipet::identify_explained(&self.data.matrix, &params) {
+            Ok((data, reasons)) => {
+                let reasons: serde_json::Map<String, Json> = reasons.into_iter().collect();
+                json_to_py(py, &serde_json::json!({"data": data, "reasons": reasons}))
+            }
+            Err(e) => Err(crate::RequestError::new_err((e.status, e.message))),
+        }
+    }
+
     fn __repr__(&self) -> String {
         format!("<Engine version={:?} tests={}>", self.data.version, self.data.matrix.len())
     }
