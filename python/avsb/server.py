@@ -148,12 +148,10 @@ class AvsbServer(_native.Evaluator):
         self._lock = threading.Lock()
         self._response: urllib3.BaseHTTPResponse | None = None
         self._retry_batches: list[bytes] = []
-        self._http = urllib3.PoolManager(
-            num_pools=2,
-            maxsize=2,
-            headers={"User-Agent": USER_AGENT},
-            retries=False,
-        )
+        self._http = urllib3.PoolManager(num_pools=2, maxsize=2, headers={"User-Agent": USER_AGENT}, retries=False)
+        # The stream holds its connection for hours and ends by being cut: it gets a pool of its
+        # own, and its connections are closed, never reused.
+        self._stream_http = urllib3.PoolManager(num_pools=1, maxsize=1, headers={"User-Agent": USER_AGENT}, retries=False)
         self._threads: list[threading.Thread] = []
 
     def _start_threads(self) -> None:
@@ -224,6 +222,7 @@ class AvsbServer(_native.Evaluator):
         if counts["dropped_full"] or counts["dropped_invalid"]:
             logger.warning("avsb: events dropped in this process: %s", counts)
         self._http.clear()
+        self._stream_http.clear()
         self._status = "closed"
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -395,7 +394,7 @@ class AvsbServer(_native.Evaluator):
         if self._etag:
             headers["Last-Event-ID"] = self._etag.strip('"')
         try:
-            r = self._http.request(
+            r = self._stream_http.request(
                 "GET",
                 f"{self._base_url}/sdk/v1/stream",
                 headers=headers,
@@ -408,7 +407,7 @@ class AvsbServer(_native.Evaluator):
             return False
         if r.status != 200:
             self._log_refusal("stream", r.status, r.read())
-            r.release_conn()
+            r.close()
             return False
         self._response = r
         try:
@@ -428,7 +427,7 @@ class AvsbServer(_native.Evaluator):
                 logger.warning("avsb: the stream from %s broke: %s", self._base_url, e)
         finally:
             self._response = None
-            r.release_conn()
+            r.close()
         return True
 
     def _run_data_source(self) -> None:
