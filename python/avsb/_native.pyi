@@ -9,7 +9,7 @@ class MatrixError(ValueError):
     """A matrix, schema or datafile that cannot be used."""
 
 class RequestError(ValueError):
-    """A request Pipet would refuse: ``args == (status, message)``."""
+    """A request Pipet would refuse (or cannot answer yet): ``args == (status, message)``."""
 
 class Engine:
     """A compiled matrix and its schema, ready to evaluate. Immutable; share it freely."""
@@ -19,9 +19,13 @@ class Engine:
         """Reads an A vs B SDK datafile (``GET /sdk/v1/datafile``)."""
     @staticmethod
     def from_matrix(
-        matrix: str | bytes, schema: str | bytes | None = None, default_identifier_type: str = "USER"
+        matrix: str | bytes,
+        schema: str | bytes | None = None,
+        default_identifier_type: str = "USER",
+        identifier_types: Sequence[str] | None = None,
     ) -> Engine:
-        """Reads a Proctor test matrix with an optional Pipet configuration (the schema)."""
+        """Reads a Proctor test matrix with an optional Pipet configuration (the schema);
+        without one, ``identifier_types`` adds custom identifier types to Proctor's."""
     @property
     def version(self) -> str: ...
     @property

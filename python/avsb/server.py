@@ -37,25 +37,26 @@ logger = logging.getLogger("avsb")
 USER_AGENT = "avsb-python/0.1.0"
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 
-# The first server made in a process: what the Django middleware and the proctor drop-in use
-# when they are not given one.
-_default: weakref.ReferenceType[AvsbServer] | None = None
-_default_lock = threading.Lock()
+# Servers in the order they were made: the Django middleware and the proctor drop-in use the
+# first one still open when they are not given one.
+_made: list[weakref.ReferenceType[AvsbServer]] = []
+_made_lock = threading.Lock()
 
 
 def default_server() -> AvsbServer | None:
     """The first ``AvsbServer`` created in this process that is not closed, if any."""
-    server = _default() if _default is not None else None
-    if server is not None and server.status == "closed":
-        return None
-    return server
+    with _made_lock:
+        for ref in _made:
+            server = ref()
+            if server is not None and server.status != "closed":
+                return server
+    return None
 
 
 def _register_default(server: AvsbServer) -> None:
-    global _default
-    with _default_lock:
-        if default_server() is None:
-            _default = weakref.ref(server)
+    with _made_lock:
+        _made[:] = [r for r in _made if r() is not None]
+        _made.append(weakref.ref(server))
 
 
 class _Backoff:
@@ -129,6 +130,7 @@ class AvsbServer(_native.Evaluator):
         self._etag: str | None = None
         self._status = "initializing"
         self._closed = False
+        self._warned_not_ready = False
         self._configure_events(self._send_events, self._events_capacity)
         self._start_state()
         if self._offline:
@@ -165,7 +167,9 @@ class AvsbServer(_native.Evaluator):
         """Waits until a matrix is loaded (from the server, or from the disk cache when the
         server cannot be reached). Returns whether one is; never raises."""
         ready = self._ready.wait(timeout)
-        if not ready:
+        if not ready and not self._warned_not_ready:
+            # Once per server: concurrent first requests waiting briefly would repeat it.
+            self._warned_not_ready = True
             logger.warning(
                 "avsb: no matrix after %.1f s (server %s unreachable and no cached datafile); "
                 "flags return their defaults until one arrives",
@@ -551,8 +555,8 @@ def _track_for_fork(server: AvsbServer) -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _default_lock
-    _default_lock = threading.Lock()
+    global _made_lock
+    _made_lock = threading.Lock()
     for server in list(_live):
         try:
             server._after_fork_in_child()

@@ -80,6 +80,7 @@ impl EngineData {
     ) -> PyResult<EngineData> {
         let compiled = py.detach(|| -> Result<_, String> {
             let (source, mut diagnostics) = TestMatrix::from_json(matrix_text).map_err(|e| e.message)?;
+
             let compilation = Matrix::compile(source, &schema);
             diagnostics.extend(compilation.diagnostics);
             Ok((compilation.matrix, diagnostics))
@@ -224,17 +225,19 @@ impl Engine {
     }
 
     /// Reads a Proctor test matrix (text or bytes) with an optional Pipet configuration (the
-    /// schema; without one, every variable a rule uses is a String) — the offline mode.
+    /// schema; without one, every variable a rule uses is accepted as given, and the identifier
+    /// types are Proctor's plus `identifier_types`) — the offline mode.
     #[staticmethod]
-    #[pyo3(signature = (matrix, schema=None, default_identifier_type="USER"))]
+    #[pyo3(signature = (matrix, schema=None, default_identifier_type="USER", identifier_types=None))]
     fn from_matrix(
         py: Python<'_>,
         matrix: &Bound<'_, PyAny>,
         schema: Option<&Bound<'_, PyAny>>,
         default_identifier_type: &str,
+        identifier_types: Option<Vec<String>>,
     ) -> PyResult<Engine> {
         let matrix_text = text_arg(matrix, "matrix")?;
-        let schema = match schema {
+        let mut schema = match schema {
             None => ContextSchema::permissive(),
             Some(s) if s.is_none() => ContextSchema::permissive(),
             Some(s) => {
@@ -242,6 +245,11 @@ impl Engine {
                 ContextSchema::from_json(&text).map_err(|e| MatrixError::new_err(format!("schema: {e}")))?
             }
         };
+        if schema.permissive {
+            for type_name in identifier_types.iter().flatten() {
+                schema.allow_identifier_type(type_name);
+            }
+        }
         let header = DatafileHeader { default_identifier_type: Some(default_identifier_type.to_string()), ..Default::default() };
         Ok(Engine { data: Arc::new(EngineData::build(py, &matrix_text, schema, header)?) })
     }

@@ -18,7 +18,7 @@ use avsb_core::{Assignment, ForceGroups, Payload, Reason};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyList, PyMapping, PyString, PyTuple};
 use pyo3::{create_exception, intern};
 use serde_json::Value as Json;
 
@@ -157,26 +157,32 @@ impl Evaluator {
     fn identify<'py>(
         &self,
         py: Python<'py>,
-        identifiers: &Bound<'py, PyDict>,
-        context: &Bound<'py, PyDict>,
+        identifiers: &Bound<'py, PyAny>,
+        context: &Bound<'py, PyAny>,
         tests: Option<Vec<String>>,
         force_groups: Option<String>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let Some(data) = self.shared.engine.load_full() else {
-            return Err(RequestError::new_err("no matrix has been loaded yet"));
+            return Err(RequestError::new_err((500u16, "Could not get Proctor from loader: no matrix has been loaded yet")));
         };
-        let text = |d: &Bound<'py, PyDict>, key: &str| -> Option<String> {
-            let v = d.get_item(key).ok()??;
-            if v.is_none() {
-                return None;
-            }
-            v.str().ok().and_then(|s| s.to_str().ok().map(str::to_string))
-        };
+        let identifiers = identifiers.cast::<PyMapping>()?;
+        let context = context.cast::<PyMapping>()?;
+        let text = |d: &Bound<'py, PyMapping>, key: &str| -> Option<String> { request_text(d.get_item(key).ok()?) };
         let mut params = IdentifyParams::from_sources(
             data.matrix.schema(),
             |prefix, key| if prefix == "ctx." { text(context, key) } else { text(identifiers, key) },
             |_| None,
         );
+        if data.matrix.schema().permissive {
+            // No schema to say where variables come from: every variable a rule reads, by name.
+            for var in data.matrix.variables() {
+                if !params.context.iter().any(|(name, _)| *name == var.name) {
+                    if let Some(value) = text(context, &var.name) {
+                        params.context.push((var.name.clone(), value));
+                    }
+                }
+            }
+        }
         params.tests = tests.map(|t| t.join(","));
         params.force_groups = force_groups.filter(|f| !f.is_empty());
         params.now_millis = Some(events::now_millis());
@@ -194,6 +200,22 @@ impl Evaluator {
             Err(e) => Err(RequestError::new_err((e.status, e.message))),
         }
     }
+}
+
+/// A value as the text `requests` would send for it: `None` leaves it out, a list or tuple
+/// sends its items (Pipet reads the first), bytes are decoded, anything else is `str()`.
+fn request_text(value: Bound<'_, PyAny>) -> Option<String> {
+    if value.is_none() {
+        return None;
+    }
+    if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+        let first = value.try_iter().ok()?.filter_map(Result::ok).find(|v| !v.is_none())?;
+        return request_text(first);
+    }
+    if let Ok(b) = value.cast::<PyBytes>() {
+        return Some(String::from_utf8_lossy(b.as_bytes()).into_owned());
+    }
+    value.str().ok().and_then(|s| s.to_str().ok().map(str::to_string))
 }
 
 /// A random number for RANDOM tests, drawn only when the matrix has some.
@@ -243,13 +265,14 @@ enum Want {
 }
 
 impl Want {
+    /// The type with its article, for messages ("a boolean", "an integer").
     fn name(self) -> &'static str {
         match self {
-            Want::Bool => "boolean",
-            Want::Str => "string",
-            Want::Int => "integer",
-            Want::Float => "float",
-            Want::Json => "JSON",
+            Want::Bool => "a boolean",
+            Want::Str => "a string",
+            Want::Int => "an integer",
+            Want::Float => "a float",
+            Want::Json => "a JSON",
         }
     }
 }
@@ -420,7 +443,7 @@ impl Scope {
                                 default.clone().unbind(),
                                 Some("TYPE_MISMATCH"),
                                 Some(format!(
-                                    "test '{key}' bucket '{}' has a {} payload, not a {} value",
+                                    "test '{key}' bucket '{}' has a {} payload, not {} value",
                                     bucket.name,
                                     payload.type_name(),
                                     want.name()
