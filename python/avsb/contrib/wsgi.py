@@ -1,0 +1,449 @@
+"""``AvsbMiddleware``: a lazy, scoped ``request.avsb`` on every Django request.
+
+    MIDDLEWARE = [
+        'django.middleware.security.SecurityMiddleware',
+        'avsb.contrib.wsgi.AvsbMiddleware',
+        'django.contrib.sessions.middleware.SessionMiddleware',
+        # ...
+    ]
+    AVSB_SDK_KEY = os.environ['AVSB_SDK_KEY']
+
+``request.avsb`` stands for an :class:`avsb.Scope` of the request's context (a :class:`LazyScope`
+that forwards to it). The scope is built the first time a view touches it, so middleware placed
+after this one (sessions, authentication) has run by then, and a request whose view never reads a
+flag costs almost nothing.
+
+``AVSB_MIDDLEWARE_OPTIONS`` (a dict; every option is checked when the middleware is built, and a
+bad one raises ``ImproperlyConfigured`` at start, never during a request):
+
+``context_from``
+    ``callable(request) -> dict`` (or its dotted path): the request's context, e.g.
+    ``{'kind': 'user', 'key': str(request.user.id), 'plan': ...}``. Default: the anonymous context
+    ``{'kind': 'user', 'key': <the anonymous cookie>, 'anonymous': True}``.
+``is_privileged``
+    ``callable(request) -> bool`` (or its dotted path): whether the request may force groups.
+    Default: no request may.
+``anonymous_cookie``
+    The cookie that keeps an anonymous visitor's key (default ``'avsb_anon'``); ``None`` turns the
+    cookie off and every anonymous visitor gets the key ``'anonymous'``.
+``force_groups_param``
+    The query parameter and cookie that carry force groups (default ``'prforceGroups'``).
+``server``
+    The ``AvsbServer`` to evaluate with, or a zero-argument callable (or its dotted path) that
+    returns one, called on the first request. Default: ``avsb.default_server()`` (the guide's
+    ``AppConfig.ready()`` creates it), else one ``AvsbServer()`` made on the first request from
+    ``AVSB_SDK_KEY`` and ``AVSB_BASE_URL``.
+
+The request path never raises because of A vs B: a ``context_from`` or ``is_privileged`` that
+raises is logged (the anonymous context, and no privilege, are used instead); without a server, or
+before its first matrix, every flag returns the caller's default.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Union
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, SynchronousOnlyOperation
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.cache import patch_vary_headers
+from django.utils.module_loading import import_string
+
+from avsb import _native
+from avsb.config import setting
+from avsb.server import AvsbServer, default_server
+
+__all__ = ["AvsbMiddleware", "LazyScope", "MiddlewareOptions", "defaults_scope", "request_scope"]
+
+logger = logging.getLogger("avsb")
+
+SETTING = "AVSB_MIDDLEWARE_OPTIONS"
+
+# The key every anonymous visitor shares when the anonymous cookie is turned off.
+ANONYMOUS_KEY = "anonymous"
+ANONYMOUS_COOKIE_MAX_AGE = 365 * 24 * 60 * 60
+
+# A key we made is a uuid4's hex; one from an older cookie may be any short, plain token. Anything
+# else is untrusted input we do not hash: the visitor gets a new key.
+_ANONYMOUS_KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# RFC 6265 token characters: what a cookie name (and our query parameter) may hold.
+_COOKIE_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+ServerOption = Union[_native.Evaluator, Callable[[], _native.Evaluator], None]
+
+OPTION_DEFAULTS: dict[str, Any] = {
+    "context_from": None,
+    "is_privileged": None,
+    "anonymous_cookie": "avsb_anon",
+    "force_groups_param": "prforceGroups",
+    "server": None,
+}
+
+# Evaluates with no matrix at all: every flag answers the caller's default and nothing is sent.
+# It stands in wherever there is no server, so callers always get a full Scope.
+_NO_SERVER = _native.Evaluator()
+_NO_SERVER._configure_events(False)
+
+
+def defaults_scope() -> _native.Scope:
+    """A scope with no matrix behind it: every flag returns its default, ``track`` sends nothing."""
+    return _NO_SERVER.for_user({"kind": "user", "key": ANONYMOUS_KEY, "anonymous": True})
+
+
+def request_scope(request: HttpRequest | None) -> Any:
+    """``request.avsb``, or a defaults-only scope when the middleware did not run."""
+    scope = getattr(request, "avsb", None) if request is not None else None
+    return scope if scope is not None else defaults_scope()
+
+
+@dataclass(frozen=True)
+class MiddlewareOptions:
+    """``AVSB_MIDDLEWARE_OPTIONS``, checked."""
+
+    context_from: Callable[[HttpRequest], Any] | None
+    is_privileged: Callable[[HttpRequest], Any] | None
+    anonymous_cookie: str | None
+    force_groups_param: str
+    server: ServerOption
+
+    @classmethod
+    def from_settings(cls) -> MiddlewareOptions:
+        """Reads and checks the setting; raises ``ImproperlyConfigured`` naming what is wrong."""
+        raw = getattr(settings, SETTING, None)
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise ImproperlyConfigured(f"{SETTING} must be a dict, not {type(raw).__name__}")
+        valid = ", ".join(repr(k) for k in OPTION_DEFAULTS)
+        for key in raw:
+            if key not in OPTION_DEFAULTS:
+                raise ImproperlyConfigured(f"{SETTING} has an unknown option {key!r}; the options are {valid}")
+        options = {**OPTION_DEFAULTS, **raw}
+        return cls(
+            context_from=_callable_option("context_from", options["context_from"]),
+            is_privileged=_callable_option("is_privileged", options["is_privileged"]),
+            anonymous_cookie=_name_option("anonymous_cookie", options["anonymous_cookie"], allow_none=True),
+            force_groups_param=_name_option("force_groups_param", options["force_groups_param"], allow_none=False),
+            server=_server_option(options["server"]),
+        )
+
+
+def _import_option(name: str, value: str) -> Any:
+    try:
+        return import_string(value)
+    except ImportError as e:
+        raise ImproperlyConfigured(f"{SETTING}[{name!r}] = {value!r} cannot be imported: {e}") from e
+
+
+def _callable_option(name: str, value: Any) -> Callable[[HttpRequest], Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = _import_option(name, value)
+    if not callable(value):
+        raise ImproperlyConfigured(
+            f"{SETTING}[{name!r}] must be a callable taking the request (or its dotted path), not {type(value).__name__}"
+        )
+    return value
+
+
+def _name_option(name: str, value: Any, *, allow_none: bool) -> str | None:
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, str) or not _COOKIE_NAME_RE.fullmatch(value):
+        expected = "a cookie name (letters, digits and !#$%&'*+-.^_`|~) or None" if allow_none else "a non-empty name of letters, digits and !#$%&'*+-.^_`|~"
+        raise ImproperlyConfigured(f"{SETTING}[{name!r}] must be {expected}, not {value!r}")
+    return value
+
+
+def _server_option(value: Any) -> ServerOption:
+    if isinstance(value, str):
+        value = _import_option("server", value)
+    if value is None or isinstance(value, _native.Evaluator):
+        return value
+    if callable(value):
+        return value
+    raise ImproperlyConfigured(
+        f"{SETTING}['server'] must be an AvsbServer or a callable that returns one, not {type(value).__name__}"
+    )
+
+
+def _check_can_make_server() -> None:
+    """Without a server option or a default server, the first request makes ``AvsbServer()``:
+    what it needs must be there now, so that a mistake shows at start."""
+    sdk_key = setting("AVSB_SDK_KEY")
+    if not sdk_key:
+        raise ImproperlyConfigured(
+            "AvsbMiddleware has no server: set AVSB_SDK_KEY (in Django's settings or the environment), "
+            f"create an AvsbServer in an AppConfig.ready(), or pass {SETTING}['server']"
+        )
+    if not isinstance(sdk_key, str):
+        raise ImproperlyConfigured(f"AVSB_SDK_KEY must be a string, not {type(sdk_key).__name__}")
+    base_url = setting("AVSB_BASE_URL")
+    if base_url is not None and not (isinstance(base_url, str) and base_url.startswith(("http://", "https://"))):
+        raise ImproperlyConfigured(f"AVSB_BASE_URL must start with http:// or https://, not {base_url!r}")
+
+
+class _ServerSource:
+    """Finds the evaluator once per need: the configured one, the process's default server, or
+    one made on the first request. Thread-safe; never raises."""
+
+    def __init__(self, configured: ServerOption) -> None:
+        self._given = configured if isinstance(configured, _native.Evaluator) else None
+        self._factory = configured if configured is not None and self._given is None else None
+        self._server: _native.Evaluator | None = None
+        self._gave_up = False
+        self._lock = threading.Lock()
+
+    def get(self) -> _native.Evaluator:
+        if self._given is not None:
+            return self._given
+        if self._factory is not None:
+            return self._from_factory()
+        server = default_server()
+        if server is not None:
+            # Kept, so that after the app closes it (atexit) flags still answer from its last matrix
+            # instead of a new server being started during shutdown.
+            self._server = server
+            return server
+        if self._server is not None:
+            return self._server
+        return self._make()
+
+    def _from_factory(self) -> _native.Evaluator:
+        if self._server is not None:
+            return self._server
+        with self._lock:
+            if self._server is None and not self._gave_up:
+                try:
+                    server = self._factory()
+                except Exception:  # noqa: BLE001 - a broken factory must not break requests
+                    logger.exception("avsb: %s['server'] raised; flags return their defaults", SETTING)
+                    self._gave_up = True
+                else:
+                    if isinstance(server, _native.Evaluator):
+                        self._server = server
+                    else:
+                        logger.error(
+                            "avsb: %s['server'] returned %s, not an AvsbServer; flags return their defaults",
+                            SETTING,
+                            type(server).__name__,
+                        )
+                        self._gave_up = True
+        return self._server if self._server is not None else _NO_SERVER
+
+    def _make(self) -> _native.Evaluator:
+        with self._lock:
+            if self._server is None and not self._gave_up:
+                try:
+                    self._server = default_server() or AvsbServer()
+                except Exception:  # noqa: BLE001 - e.g. a setting removed after start
+                    logger.exception("avsb: could not create an AvsbServer; flags return their defaults")
+                    self._gave_up = True
+        return self._server if self._server is not None else _NO_SERVER
+
+
+class LazyScope:
+    """``request.avsb``: builds the request's :class:`avsb.Scope` on first use, then forwards
+    every attribute to it (``request.avsb.get_bool_flag(...)``, ``request.avsb.track(...)``).
+
+    Django's ``SimpleLazyObject`` would do, but it costs about 2 us per attribute read, several
+    times what a flag evaluation costs; this forwards in a fraction of that.
+    """
+
+    __slots__ = ("_build", "_scope")
+
+    def __init__(self, build: Callable[[], _native.Scope]) -> None:
+        self._build: Callable[[], _native.Scope] | None = build
+        self._scope: _native.Scope | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names LazyScope itself lacks, i.e. everything a Scope offers. Private and
+        # special names are not forwarded: copy, pickle and the like must not build the scope.
+        if name[:1] == "_":
+            raise AttributeError(name)
+        scope = self._scope
+        if scope is None:
+            scope = self._resolve()
+        return getattr(scope, name)
+
+    def _resolve(self) -> _native.Scope:
+        build, self._build = self._build, None
+        scope = build() if build is not None else defaults_scope()
+        self._scope = scope
+        return scope
+
+    @property
+    def is_evaluated(self) -> bool:
+        """Whether the scope has been built (a view or template read a flag)."""
+        return self._scope is not None
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(dir(type(self))) | set(dir(_native.Scope)))
+
+    def __repr__(self) -> str:
+        return f"<LazyScope {self._scope!r}>" if self._scope is not None else "<LazyScope (not evaluated)>"
+
+
+class _RequestState:
+    """What one request's evaluation decided, for the response."""
+
+    __slots__ = ("new_anonymous_key", "reads_cookies", "privileged")
+
+    def __init__(self) -> None:
+        self.new_anonymous_key: str | None = None
+        self.reads_cookies = False
+        self.privileged: bool | None = None
+
+
+class AvsbMiddleware:
+    """Puts a lazy ``request.avsb`` (an :class:`avsb.Scope`) on each request; sync and async."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        if get_response is None:
+            raise ValueError("get_response must be provided.")
+        self.get_response = get_response
+        self.options = MiddlewareOptions.from_settings()
+        if self.options.server is None and default_server() is None:
+            _check_can_make_server()
+        self._servers = _ServerSource(self.options.server)
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self._async:
+            return self.__acall__(request)
+        state = self._attach(request)
+        response = self.get_response(request)
+        self._finish(request, state, response)
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> Any:
+        # Attaching and finishing do no I/O, so they run on the event loop as they are.
+        state = self._attach(request)
+        response = await self.get_response(request)
+        self._finish(request, state, response)
+        return response
+
+    # -- the request -------------------------------------------------------------------------
+
+    def _attach(self, request: HttpRequest) -> _RequestState:
+        state = _RequestState()
+        # A weak reference: a closure over the request itself would make every request a
+        # reference cycle, freed only by the garbage collector.
+        request_ref = weakref.ref(request)
+        request.avsb = LazyScope(lambda: self._scope(request_ref(), state))
+        return state
+
+    def _scope(self, request: HttpRequest | None, state: _RequestState) -> _native.Scope:
+        """Builds ``request.avsb`` the first time a view reads it. Never raises."""
+        if request is None:
+            return defaults_scope()
+        try:
+            server = self._servers.get()
+            context = self._context(request, state)
+            force_groups = self._force_groups(request, state)
+            if force_groups:
+                return server.for_user(context, force_groups=force_groups)
+            return server.for_user(context)
+        except Exception:  # noqa: BLE001 - the request path never raises because of us
+            logger.exception("avsb: could not build request.avsb; flags return their defaults")
+            return defaults_scope()
+
+    def _context(self, request: HttpRequest, state: _RequestState) -> Mapping[str, Any]:
+        context_from = self.options.context_from
+        if context_from is not None:
+            try:
+                context = context_from(request)
+            except SynchronousOnlyOperation:
+                logger.exception(
+                    "avsb: %s['context_from'] used the database from async code (request.user loads lazily in "
+                    "an async view); using the anonymous context. Read request.avsb from a sync view, or give "
+                    "a context_from that does not touch the database",
+                    SETTING,
+                )
+            except Exception:  # noqa: BLE001 - the application's bug must not fail the page
+                logger.exception("avsb: %s['context_from'] raised; using the anonymous context", SETTING)
+            else:
+                if isinstance(context, Mapping):
+                    return context
+                logger.error(
+                    "avsb: %s['context_from'] must return a dict like {'kind': 'user', 'key': ...}, not %s; "
+                    "using the anonymous context",
+                    SETTING,
+                    type(context).__name__,
+                )
+        return self._anonymous_context(request, state)
+
+    def _anonymous_context(self, request: HttpRequest, state: _RequestState) -> dict[str, Any]:
+        name = self.options.anonymous_cookie
+        if name is None:
+            return {"kind": "user", "key": ANONYMOUS_KEY, "anonymous": True}
+        state.reads_cookies = True
+        key = request.COOKIES.get(name)
+        if key is None or not _ANONYMOUS_KEY_RE.fullmatch(key):
+            key = uuid.uuid4().hex
+            state.new_anonymous_key = key
+        return {"kind": "user", "key": key, "anonymous": True}
+
+    def _force_groups(self, request: HttpRequest, state: _RequestState) -> str | None:
+        if not self._privileged(request, state):
+            return None
+        param = self.options.force_groups_param
+        value = request.GET.get(param)
+        if value is None:
+            value = request.COOKIES.get(param)
+            if value is not None:
+                state.reads_cookies = True
+        return value or None
+
+    def _privileged(self, request: HttpRequest, state: _RequestState) -> bool:
+        if state.privileged is None:
+            check = self.options.is_privileged
+            state.privileged = False
+            if check is not None:
+                try:
+                    state.privileged = bool(check(request))
+                except Exception:  # noqa: BLE001 - an unknown privilege is no privilege
+                    logger.exception("avsb: %s['is_privileged'] raised; the request is not privileged", SETTING)
+        return state.privileged
+
+    # -- the response ------------------------------------------------------------------------
+
+    def _finish(self, request: HttpRequest, state: _RequestState, response: HttpResponseBase) -> None:
+        try:
+            if state.new_anonymous_key is not None:
+                response.set_cookie(
+                    self.options.anonymous_cookie,
+                    state.new_anonymous_key,
+                    max_age=ANONYMOUS_COOKIE_MAX_AGE,
+                    samesite="Lax",
+                    httponly=True,
+                    secure=request.is_secure(),
+                )
+            if state.reads_cookies:
+                # The flags (and so possibly the page) depend on the visitor's cookies.
+                patch_vary_headers(response, ("Cookie",))
+            param = self.options.force_groups_param
+            if (
+                self.options.is_privileged is not None
+                and request.META.get("QUERY_STRING")
+                and param in request.GET
+                and self._privileged(request, state)
+            ):
+                # As django-proctor does: a session cookie, so that forcing survives clicks.
+                response.set_cookie(param, request.GET[param], samesite="Lax", httponly=True, secure=request.is_secure())
+        except Exception:  # noqa: BLE001 - a cookie we cannot set must not fail the page
+            logger.exception("avsb: could not set A vs B cookies on the response")

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from myapp import views
+
+urlpatterns = [
+    path("", views.home),
+    path("checkout/", views.CheckoutView.as_view()),
+    path("checkout-async/", views.checkout_async),
+    path("purchase/", views.PurchaseView.as_view()),
+    path("health/", views.health),
+]
