@@ -44,6 +44,9 @@ struct Shared {
     events: Mutex<EventBuffer>,
     events_enabled: AtomicBool,
     logger: Py<PyAny>,
+    /// Which (problem, flag) pairs were logged for which engine: each is logged once per matrix,
+    /// not once per call (a first-boot outage would otherwise log every flag of every request).
+    warned: Mutex<(usize, rustc_hash::FxHashSet<u64>)>,
 }
 
 impl Shared {
@@ -55,6 +58,25 @@ impl Shared {
 
     fn warn(&self, py: Python<'_>, message: &str) {
         let _ = self.logger.bind(py).call_method1(intern!(py, "warning"), ("%s", message));
+    }
+
+    /// Logs `message` unless the same `problem` was logged for the current engine already.
+    fn warn_once(&self, py: Python<'_>, engine: Option<&Arc<EngineData>>, problem: (&str, &str), message: &str) {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        problem.hash(&mut h);
+        let key = h.finish();
+        let engine_id = engine.map_or(0, |e| Arc::as_ptr(e) as usize);
+        {
+            let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+            if warned.0 != engine_id || warned.1.len() > 10_000 {
+                *warned = (engine_id, Default::default());
+            }
+            if !warned.1.insert(key) {
+                return;
+            }
+        }
+        self.warn(py, message);
     }
 }
 
@@ -78,6 +100,7 @@ impl Evaluator {
                 events: Mutex::new(EventBuffer::new(10_000, 100_000)),
                 events_enabled: AtomicBool::new(false),
                 logger,
+                warned: Mutex::new((0, Default::default())),
             }),
         })
     }
@@ -335,7 +358,9 @@ impl Scope {
                 self.engine = Some(c.clone());
                 self.converted = context::convert(c, self.context.bind(py));
                 if !self.converted.problems.is_empty() {
-                    self.shared.warn(py, &format!("avsb: context problems: {}", self.converted.problems.join("; ")));
+                    let problems = self.converted.problems.join("; ");
+                    let text = format!("avsb: context problems (logged once per kind of problem and matrix): {problems}");
+                    self.shared.warn_once(py, Some(c), ("context", &problems), &text);
                 }
             }
             (None, _) => self.engine = None,
@@ -471,9 +496,8 @@ impl Scope {
     fn value(&mut self, py: Python<'_>, key: &str, default: Bound<'_, PyAny>, want: Want) -> Py<PyAny> {
         let o = self.flag(py, key, default, want);
         if let (Some(code), Some(message)) = (o.error_code, &o.error_message) {
-            if code != "FLAG_NOT_FOUND" || self.engine.is_some() {
-                self.shared.warn(py, &format!("avsb: {code}: {message}; returning the default"));
-            }
+            let text = format!("avsb: {code}: {message}; returning the default (logged once per flag and matrix)");
+            self.shared.warn_once(py, self.engine.as_ref(), (code, key), &text);
         }
         o.value
     }

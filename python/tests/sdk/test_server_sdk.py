@@ -294,3 +294,17 @@ def test_asyncio_ready_and_close(avsb_server, tmp_path):
         return ready, flag, sdk.status
 
     assert asyncio.run(main()) == (True, True, "closed")
+
+
+def test_a_problem_is_logged_once_per_flag_and_matrix_not_per_call(avsb_server, make_sdk, caplog):
+    sdk = make_sdk(avsb_server)
+    assert sdk.on_ready_sync(timeout=10)
+    with caplog.at_level(logging.WARNING, logger="avsb"):
+        for i in range(200):
+            scoped = sdk.for_user({"kind": "user", "key": f"log-{i}", "country": ["US"]})
+            assert scoped.get_string_flag("no-such-flag", "d") == "d"
+            assert scoped.get_int_flag("ui-theme", 0) == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("FLAG_NOT_FOUND" in m for m in messages) == 1
+    assert sum("TYPE_MISMATCH" in m for m in messages) == 1
+    assert sum("context problems" in m for m in messages) == 1

@@ -1,10 +1,7 @@
-"""The guide's fully async startup: an ASGI lifespan handler around Django's application.
+"""The guide's fully async startup: Django's ASGI application inside the package's lifespan
+handler, which awaits ``server.on_ready()`` at startup and ``server.close()`` at shutdown.
 
     uvicorn guideproject.asgi_lifespan:application --lifespan on
-
-Startup awaits ``server.on_ready()`` (no thread blocks on the first datafile), shutdown awaits
-``server.close()`` (the waiting events are sent). Django's own ASGI handler does not speak the
-lifespan protocol, so this wrapper answers it and hands every other connection to Django.
 """
 
 import logging
@@ -14,26 +11,9 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "guideproject.settings_async")
 
-django_application = get_asgi_application()
+from avsb.contrib.asgi import AvsbLifespan  # noqa: E402
 
-from myapp.async_apps import MyAsyncAppConfig  # noqa: E402 - needs the app registry
+# The test reads what the handler logs (the avsb logger) from uvicorn's output.
+logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
 
-logger = logging.getLogger("uvicorn.error")
-
-
-async def application(scope, receive, send):
-    if scope["type"] != "lifespan":
-        await django_application(scope, receive, send)
-        return
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            server = MyAsyncAppConfig.avsb_server
-            ready = await server.on_ready()
-            logger.info("avsb: ready before serving: %s (status %s)", ready, server.status)
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await MyAsyncAppConfig.avsb_server.close()
-            logger.info("avsb: closed")
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+application = AvsbLifespan(get_asgi_application())
