@@ -11,6 +11,7 @@ use std::borrow::Cow;
 
 use avsb_core::{ContextType, IntKind, Request, Value};
 use pyo3::prelude::*;
+use pyo3::intern;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
 
 use crate::convert::type_name;
@@ -19,14 +20,36 @@ use crate::engine::{AttributeTarget, EngineData};
 /// A context converted for one engine.
 pub struct Converted {
     pub request: Request<'static>,
-    /// Every identifier the context carries, by type (also those the schema does not know),
-    /// for tracked events.
-    pub identifiers: Vec<(String, String)>,
+    /// Identifiers of types the schema does not know (kept for tracked events only).
+    pub extra_identifiers: Vec<(String, String)>,
     /// What could not be used, as sentences.
     pub problems: Vec<String>,
 }
 
-/// Converts a context for `data`.
+impl Converted {
+    /// An empty conversion (no engine yet).
+    pub fn empty() -> Converted {
+        Converted { request: Request::default(), extra_identifiers: Vec::new(), problems: Vec::new() }
+    }
+
+    /// Every identifier the context carries, by type, for tracked events.
+    pub fn identifiers(&self, data: &EngineData) -> Vec<(String, String)> {
+        let types = data.matrix.identifier_types();
+        let mut out: Vec<(String, String)> = self
+            .request
+            .identifiers
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, id)| Some((types.get(slot)?.clone(), id.as_deref()?.to_string())))
+            .collect();
+        out.extend(self.extra_identifiers.iter().cloned());
+        out
+    }
+}
+
+/// Converts a context for `data`. This runs once per `for_user`, so it avoids allocating:
+/// keys are looked up as interned strings, kinds are matched without case folding copies, and
+/// the identifier list for events is only built when an event needs it.
 pub fn convert(data: &EngineData, context: &Bound<'_, PyAny>) -> Converted {
     let mut out = Converted {
         request: Request {
@@ -34,22 +57,24 @@ pub fn convert(data: &EngineData, context: &Bound<'_, PyAny>) -> Converted {
             context: data.defaults.clone(),
             ..Request::default()
         },
-        identifiers: Vec::new(),
+        extra_identifiers: Vec::new(),
         problems: Vec::new(),
     };
     let Ok(dict) = context.cast::<PyDict>() else {
         out.problems.push(format!("the context must be a dict like {{'kind': 'user', 'key': ...}}, not {}", type_name(context)));
         return out;
     };
-    let kind = match dict.get_item("kind") {
-        Ok(Some(k)) => match k.cast::<PyString>() {
-            Ok(s) => s.to_str().map(str::to_string).unwrap_or_default(),
-            Err(_) => {
-                out.problems.push(format!("context 'kind' must be a string, not {}", type_name(&k)));
+    let py = context.py();
+    let kind_obj = dict.get_item(intern!(py, "kind")).ok().flatten();
+    let kind = match &kind_obj {
+        None => "user",
+        Some(k) => match k.cast::<PyString>().ok().and_then(|s| s.to_str().ok()) {
+            Some(s) => s,
+            None => {
+                out.problems.push(format!("context 'kind' must be a string, not {}", type_name(k)));
                 return out;
             }
         },
-        _ => String::from("user"),
     };
     if kind == "multi" {
         for (name, sub) in dict.iter() {
@@ -63,7 +88,7 @@ pub fn convert(data: &EngineData, context: &Bound<'_, PyAny>) -> Converted {
             }
         }
     } else {
-        single(data, &kind, dict, &mut out);
+        single(data, kind, dict, &mut out);
     }
     out
 }
@@ -79,8 +104,13 @@ fn identifier_text(value: &Bound<'_, PyAny>) -> Option<String> {
     None
 }
 
+/// The identifier slot a context kind names (`user` → `USER`), case ignored.
+fn kind_slot(data: &EngineData, kind: &str) -> Option<usize> {
+    data.matrix.identifier_types().iter().position(|t| t.eq_ignore_ascii_case(kind))
+}
+
 fn single(data: &EngineData, kind: &str, dict: &Bound<'_, PyDict>, out: &mut Converted) {
-    let kind_type = kind_identifier_type(data, kind);
+    let slot = kind_slot(data, kind);
     for (name, value) in dict.iter() {
         let Ok(name) = name.cast::<PyString>() else {
             out.problems.push(format!("context '{kind}': attribute names must be strings, not {}", type_name(&name)));
@@ -93,9 +123,15 @@ fn single(data: &EngineData, kind: &str, dict: &Bound<'_, PyDict>, out: &mut Con
                 if value.is_none() {
                     continue;
                 }
-                match identifier_text(&value) {
-                    Some(key) => set_identifier(data, &kind_type, key, out),
-                    None => out.problems.push(format!("context '{kind}': 'key' must be a string, not {}", type_name(&value))),
+                match (identifier_text(&value), slot) {
+                    (Some(key), Some(slot)) => out.request.identifiers[slot] = Some(Cow::Owned(key)),
+                    (Some(key), None) => {
+                        // A kind no test hashes: kept for tracked events only.
+                        let type_name = avsb_core::schema::canonical_identifier_type(&kind.to_ascii_uppercase());
+                        out.extra_identifiers.retain(|(t, _)| *t != type_name);
+                        out.extra_identifiers.push((type_name, key));
+                    }
+                    (None, _) => out.problems.push(format!("context '{kind}': 'key' must be a string, not {}", type_name(&value))),
                 }
                 continue;
             }
@@ -105,18 +141,13 @@ fn single(data: &EngineData, kind: &str, dict: &Bound<'_, PyDict>, out: &mut Con
             continue;
         }
         match data.attributes.get(name) {
-            Some(AttributeTarget::Identifier(slot)) => {
+            Some(AttributeTarget::Identifier(slot)) if out.request.identifiers[*slot].is_none() => {
                 if let Some(text) = identifier_text(&value) {
-                    let type_name = data.matrix.identifier_types()[*slot].clone();
-                    if !out.identifiers.iter().any(|(t, _)| *t == type_name) {
-                        out.identifiers.push((type_name, text.clone()));
-                    }
-                    if out.request.identifiers[*slot].is_none() {
-                        out.request.identifiers[*slot] = Some(Cow::Owned(text));
-                    }
+                    out.request.identifiers[*slot] = Some(Cow::Owned(text));
                 }
             }
-            Some(AttributeTarget::Variable(slot, ty)) => match to_value(&value, *ty) {
+            Some(AttributeTarget::Identifier(_)) => {}
+            Some(AttributeTarget::Variable(slot, ty)) => match to_value(data, *slot, &value, *ty) {
                 Ok(v) => out.request.context[*slot] = Some(v),
                 Err(why) => out.problems.push(format!("context attribute '{name}': {why}")),
             },
@@ -126,34 +157,22 @@ fn single(data: &EngineData, kind: &str, dict: &Bound<'_, PyDict>, out: &mut Con
     }
 }
 
-/// The identifier type a context kind stands for: a known type (case ignored), else the kind
-/// upper-cased (kept for events even if no test hashes it).
-fn kind_identifier_type(data: &EngineData, kind: &str) -> String {
-    match data.kinds.get(&kind.to_ascii_lowercase()) {
-        Some(&slot) => data.matrix.identifier_types()[slot].clone(),
-        None => avsb_core::schema::canonical_identifier_type(&kind.to_ascii_uppercase()),
-    }
-}
-
-fn set_identifier(data: &EngineData, type_name: &str, key: String, out: &mut Converted) {
-    if let Some(&slot) = data.kinds.get(&type_name.to_ascii_lowercase()) {
-        out.request.identifiers[slot] = Some(Cow::Owned(key.clone()));
-    }
-    out.identifiers.retain(|(t, _)| t != type_name);
-    out.identifiers.push((type_name.to_string(), key));
-}
-
 /// A Python attribute value as the engine value of the schema's type. Strings go through the
 /// schema's own conversion (as Pipet converts request text); Python numbers and bools are
 /// taken natively when the type fits, else converted from their text.
-fn to_value(value: &Bound<'_, PyAny>, ty: Option<ContextType>) -> Result<Value, String> {
+fn to_value(data: &EngineData, slot: usize, value: &Bound<'_, PyAny>, ty: Option<ContextType>) -> Result<Value, String> {
     let Some(ty) = ty else {
         // A variable only rules mention (permissive schema): keep the Python type.
         return native_value(value);
     };
     if let Ok(s) = value.cast::<PyString>() {
         let text = s.to_str().map_err(|e| e.to_string())?;
-        return ty.convert(text).map_err(|detail| format!("could not convert '{text}' to {}: {detail}", ty.canonical_name()));
+        if let Some(v) = data.conversions.get(slot, text) {
+            return Ok(v);
+        }
+        let v = ty.convert(text).map_err(|detail| format!("could not convert '{text}' to {}: {detail}", ty.canonical_name()))?;
+        data.conversions.put(slot, text, &v);
+        return Ok(v);
     }
     if let Ok(b) = value.cast::<PyBool>() {
         let b = b.is_true();

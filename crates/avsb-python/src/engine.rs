@@ -50,6 +50,37 @@ impl TestObjects {
     }
 }
 
+/// Converted context values by variable slot and text, so that a context's `'country': 'US'`
+/// or a user-agent string is parsed once per matrix rather than once per request. Bounded: a
+/// slot's table is emptied when it reaches `MAX_PER_SLOT` texts (high-cardinality values such as
+/// ids gain nothing from it). The lock is never held while Python runs.
+pub struct ConversionCache {
+    slots: std::sync::Mutex<Vec<FxHashMap<Box<str>, Value>>>,
+}
+
+impl ConversionCache {
+    const MAX_PER_SLOT: usize = 1024;
+
+    fn new(slots: usize) -> ConversionCache {
+        ConversionCache { slots: std::sync::Mutex::new(vec![FxHashMap::default(); slots]) }
+    }
+
+    pub fn get(&self, slot: usize, text: &str) -> Option<Value> {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.get(slot)?.get(text).cloned()
+    }
+
+    pub fn put(&self, slot: usize, text: &str, value: &Value) {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(table) = slots.get_mut(slot) {
+            if table.len() >= Self::MAX_PER_SLOT {
+                table.clear();
+            }
+            table.insert(text.into(), value.clone());
+        }
+    }
+}
+
 /// Everything evaluation needs, shared by every scope built against it.
 pub struct EngineData {
     pub matrix: Matrix,
@@ -60,12 +91,12 @@ pub struct EngineData {
     pub environment: Option<String>,
     pub default_identifier_type: String,
     pub has_random_tests: bool,
-    /// Context kind (lower case) → identifier slot.
-    pub kinds: FxHashMap<String, usize>,
     /// Attribute name → where it goes.
     pub attributes: FxHashMap<String, AttributeTarget>,
     /// Each variable slot's schema default, converted.
     pub defaults: Vec<Option<Value>>,
+    /// Attribute texts already converted, by slot.
+    pub conversions: ConversionCache,
     pub tests: FxHashMap<String, TestObjects>,
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -89,10 +120,8 @@ impl EngineData {
         let version = header.version.unwrap_or_else(|| matrix.audit().version.clone().unwrap_or_default());
         let default_identifier_type = canonical_identifier_type(header.default_identifier_type.as_deref().unwrap_or("USER"));
 
-        let mut kinds = FxHashMap::default();
         let mut attributes = FxHashMap::default();
         for (slot, type_name) in matrix.identifier_types().iter().enumerate() {
-            kinds.insert(type_name.to_ascii_lowercase(), slot);
             attributes.insert(type_name.clone(), AttributeTarget::Identifier(slot));
             attributes.insert(type_name.to_ascii_lowercase(), AttributeTarget::Identifier(slot));
         }
@@ -143,8 +172,8 @@ impl EngineData {
             environment: header.environment,
             default_identifier_type,
             has_random_tests,
-            kinds,
             attributes,
+            conversions: ConversionCache::new(defaults.len()),
             defaults,
             tests,
             diagnostics,

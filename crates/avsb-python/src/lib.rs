@@ -165,7 +165,7 @@ impl Evaluator {
             context: context.unbind(),
             force,
             engine: None,
-            converted: Converted { request: Default::default(), identifiers: Vec::new(), problems: Vec::new() },
+            converted: Converted::empty(),
         };
         scope.refresh(py);
         scope
@@ -400,7 +400,9 @@ impl Scope {
         self.shared.events().exposure(&identifier_type, identifier, a.test, bucket.value, &bucket.name, a.version);
     }
 
-    fn flag(&mut self, py: Python<'_>, key: &str, default: Bound<'_, PyAny>, want: Want) -> Outcome {
+    /// One typed flag call. The reason and the test's version are worked out only for
+    /// `*_details` (`details`); the plain getters skip them.
+    fn flag(&mut self, py: Python<'_>, key: &str, default: Bound<'_, PyAny>, want: Want, details: bool) -> Outcome {
         let fail = |default: Bound<'_, PyAny>, code: &'static str, message: String| Outcome {
             value: default.unbind(),
             variant: None,
@@ -419,8 +421,8 @@ impl Scope {
         self.stamp(&data);
         let outcome = self.with_assignment(&data, key, |a| -> Result<(Outcome, bool), (&'static str, String)> {
             let Some(a) = a else { return Err(("FLAG_NOT_FOUND", format!("no test named '{key}'"))) };
-            let reason = data.matrix.openfeature_reason(&a);
-            let test_version = a.version.map(str::to_string);
+            let reason = if details { data.matrix.openfeature_reason(&a) } else { "" };
+            let test_version = if details { a.version.map(str::to_string) } else { None };
             let Some(bucket) = a.bucket else {
                 return match &a.reason {
                     Reason::NoIdentifier => Err((
@@ -442,8 +444,13 @@ impl Scope {
                     )),
                 };
             };
-            let variant = tobj.bucket(bucket.value).map(|b| b.name.clone_ref(py));
-            let variant = variant.or_else(|| Some(PyString::new(py, &bucket.name).unbind()));
+            let variant = if details {
+                tobj.bucket(bucket.value)
+                    .map(|b| b.name.clone_ref(py))
+                    .or_else(|| Some(PyString::new(py, &bucket.name).unbind()))
+            } else {
+                None
+            };
             let base = |value: Py<PyAny>, code: Option<&'static str>, message: Option<String>| Outcome {
                 value,
                 variant,
@@ -494,7 +501,7 @@ impl Scope {
     }
 
     fn value(&mut self, py: Python<'_>, key: &str, default: Bound<'_, PyAny>, want: Want) -> Py<PyAny> {
-        let o = self.flag(py, key, default, want);
+        let o = self.flag(py, key, default, want, false);
         if let (Some(code), Some(message)) = (o.error_code, &o.error_message) {
             let text = format!("avsb: {code}: {message}; returning the default (logged once per flag and matrix)");
             self.shared.warn_once(py, self.engine.as_ref(), (code, key), &text);
@@ -503,7 +510,7 @@ impl Scope {
     }
 
     fn details(&mut self, py: Python<'_>, key: &str, default: Bound<'_, PyAny>, want: Want) -> FlagDetails {
-        let o = self.flag(py, key, default, want);
+        let o = self.flag(py, key, default, want, true);
         FlagDetails {
             flag_key: key.to_string(),
             value: o.value,
@@ -692,14 +699,13 @@ impl Scope {
                 Some(p) if p.is_none() => None,
                 Some(p) => Some(convert::py_to_json(p, "properties", 0).map_err(|e| format!("track('{key}'): {e}"))?),
             };
-            if self.converted.identifiers.is_empty() && self.engine.is_some() {
+            let identifiers = match &self.engine {
+                Some(data) => self.converted.identifiers(data),
+                None => context_identifiers_without_engine(self.context.bind(py)),
+            };
+            if identifiers.is_empty() {
                 return Err(format!("track('{key}'): the context has no identifier"));
             }
-            let identifiers = if self.engine.is_some() {
-                self.converted.identifiers.clone()
-            } else {
-                context_identifiers_without_engine(self.context.bind(py))
-            };
             self.shared.events().track(identifiers, key, value, properties)
         })();
         if let Err(message) = result {
@@ -744,9 +750,12 @@ impl Scope {
     /// The identifiers the context carries, by type: `{'USER': 'u1'}`.
     #[getter]
     fn identifiers<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        self.refresh(py);
         let d = PyDict::new(py);
-        for (t, v) in &self.converted.identifiers {
+        let pairs = match self.refresh(py) {
+            Some(data) => self.converted.identifiers(&data),
+            None => context_identifiers_without_engine(self.context.bind(py)),
+        };
+        for (t, v) in pairs {
             d.set_item(t, v)?;
         }
         Ok(d)
