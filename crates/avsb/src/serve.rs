@@ -87,26 +87,37 @@ fn init_logging(level: &str, json: bool) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("logging: {e}"))
 }
 
-/// Resolves when the process gets SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Installs the SIGINT and SIGTERM handlers now, and resolves when one of the signals arrives.
+/// Called before the server prints that it is ready: a signal sent right after those lines must
+/// still end it gracefully, not by the signal's default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
+        use tokio::signal::unix::{signal, SignalKind};
+        let terminate = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            tokio::select! {
+                _ = wait_for(terminate) => {}
+                _ = wait_for(interrupt) => {}
             }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate => {}
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Waits for a registered signal; one that could not be registered never arrives.
+#[cfg(unix)]
+async fn wait_for(signal: Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(mut s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -121,6 +132,7 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
         let address = listener.local_addr()?;
         let base_url = format!("http://{address}");
+        let shutdown = shutdown_signal();
         if args.demo {
             let secrets = avsb_server::demo::ensure(&state, &args.data).await?;
             for line in secrets.env_lines(&base_url) {
@@ -131,7 +143,7 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         }
         out.flush()?;
         tracing::info!(%address, data = %args.data.display(), "serving");
-        avsb_server::run(listener, state, shutdown_signal()).await?;
+        avsb_server::run(listener, state, shutdown).await?;
         Ok(0)
     })
 }
