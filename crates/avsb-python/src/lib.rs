@@ -880,6 +880,14 @@ fn payload_types() -> Vec<&'static str> {
     avsb_core::matrix::PAYLOAD_TYPES.to_vec()
 }
 
+/// The engine's reading of a `User-Agent` header: Pipet's `UserAgent` bean (`browser`,
+/// `operatingSystem`, `deviceType`, `mobileDevice`, `tablet`, `phone`, `smartPhone`,
+/// `dumbPhone`, ...), so Python classifies devices without a second parser.
+#[pyfunction]
+fn parse_user_agent(py: Python<'_>, text: &str) -> PyResult<Py<PyAny>> {
+    convert::json_to_py(py, &avsb_core::useragent::UserAgent::parse(text).to_json())
+}
+
 /// The version of the engine this module was built from.
 #[pyfunction]
 fn core_version() -> &'static str {
@@ -900,5 +908,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_set_group_assignment_type, m)?)?;
     m.add_function(wrap_pyfunction!(payload_types, m)?)?;
     m.add_function(wrap_pyfunction!(core_version, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_user_agent, m)?)?;
     Ok(())
 }

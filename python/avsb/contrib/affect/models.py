@@ -1,0 +1,132 @@
+"""django-affect's models, field for field (reference §1.1): ``Flag`` and ``Criteria``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+__all__ = ["Criteria", "Flag", "DEVICE_UNKNOWN", "DEVICE_DESKTOP", "DEVICE_MOBILE", "DEVICE_SIMPLE"]
+
+DEVICE_UNKNOWN = 0
+DEVICE_DESKTOP = 1
+DEVICE_MOBILE = 2
+DEVICE_SIMPLE = 4
+DEVICE_CHOICES = (
+    (DEVICE_UNKNOWN, "Unknown (ignore)"),
+    (DEVICE_DESKTOP, "Desktop"),
+    (DEVICE_MOBILE, "Mobile or tablet"),
+    (DEVICE_SIMPLE, "Dumb phone"),
+)
+
+THIRTY_DAYS = 30 * 24 * 60 * 60
+
+
+class Flag(models.Model):
+    """A name attached to requests (``request.affected_flags``) when a criteria matches."""
+
+    name = models.SlugField(max_length=50, unique=True, help_text="The key attached to the request.")
+    active = models.BooleanField(default=True, help_text="An inactive flag is never applied.")
+    conflicts = models.ManyToManyField(
+        "self",
+        symmetrical=True,
+        blank=True,
+        help_text="Flags that cannot apply together with this one: the highest priority wins, ties go to the name first in order.",
+    )
+    priority = models.IntegerField(default=0, help_text="0 low … 100 high; decides conflicts.")
+    note = models.TextField(blank=True, default="", help_text="What the flag is for.")
+    created = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+    modified = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self.modified = timezone.now()
+        super().save(*args, **kwargs)
+
+
+class Criteria(models.Model):
+    """When a request is affected: the first matching check decides (reference §1.3)."""
+
+    name = models.SlugField(max_length=50, unique=True, help_text="Used in cookie names (dac_<name>, dact_<name>).")
+    flags = models.ManyToManyField(Flag, blank=True, related_name="criteria", help_text="Flags applied when the criteria matches.")
+    persistent = models.BooleanField(default=False, help_text="Remember the decision in the dac_<name> cookie.")
+    max_cookie_age = models.PositiveIntegerField(
+        default=THIRTY_DAYS,
+        null=True,
+        blank=True,
+        help_text="Seconds the cookies live; 0 or blank: until the browser closes.",
+    )
+    everyone = models.BooleanField(
+        null=True,
+        blank=True,
+        choices=((True, "Yes"), (False, "No")),
+        help_text="Yes or No decides for everyone; Unknown uses the other checks.",
+    )
+    testing = models.BooleanField(default=False, help_text="Allow ?dact_<name>=1 or =0 to decide (remembered in a cookie).")
+    percent = models.DecimalField(
+        max_digits=3,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.0")), MaxValueValidator(Decimal("99.9"))],
+        help_text="0.0–99.9: that share of visitors, chosen by a stable hash of the user or an anonymous id, and remembered in a cookie.",
+    )
+    superusers = models.BooleanField(default=True, help_text="Superusers always match.")
+    staff = models.BooleanField(default=False, help_text="Staff always match.")
+    authenticated = models.BooleanField(default=False, help_text="Logged-in users always match.")
+    device_type = models.IntegerField(choices=DEVICE_CHOICES, default=DEVICE_UNKNOWN)
+    entry_url = models.TextField(blank=True, default="", help_text="Comma-separated paths a visit must land on (use with persistent).")
+    referrer = models.TextField(blank=True, default="", help_text="Comma-separated referrer host names.")
+    query_args = models.JSONField(
+        null=True,
+        blank=True,
+        default=None,
+        help_text='Query arguments: {"foo": "bar"}, {"foo": "*"} or {"foo": ["bar", "baz"]}.',
+    )
+    groups = models.ManyToManyField(Group, blank=True)
+    users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True)
+    note = models.TextField(blank=True, default="", help_text="Notes.")
+    created = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+    modified = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "criteria"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def notes(self) -> str:
+        """The README's name for ``note``."""
+        return self.note
+
+    @notes.setter
+    def notes(self, value: str) -> None:
+        self.note = value
+
+    def clean(self) -> None:
+        """Refuses query_args that are not ``{name: value | "*" | [values]}``."""
+        args = self.query_args
+        if args is None:
+            return
+        if not isinstance(args, dict):
+            raise ValidationError({"query_args": 'Expected an object like {"foo": "bar"}, {"foo": "*"} or {"foo": ["bar", "baz"]}.'})
+        for key, value in args.items():
+            ok = isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+            if not ok:
+                raise ValidationError({"query_args": f"{key!r}: the value must be a string, \"*\" or a list of strings."})
+
+    def save(self, *args, **kwargs) -> None:
+        self.modified = timezone.now()
+        super().save(*args, **kwargs)
