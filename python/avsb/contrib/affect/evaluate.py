@@ -37,26 +37,32 @@ class RequestState:
     scope: Any = None
 
 
+# django-affect's mobile tokens (§1.3 step 10): they decide first, as documented.
+_MOBILE_TOKENS = ("ipod", "iphone", "ipad", "android", "webos", "windows phone")
+
+
 @lru_cache(maxsize=2048)
 def _device_from_user_agent(user_agent: str) -> int:
-    ua = _native.parse_user_agent(user_agent)
-    if ua.get("dumbPhone"):
-        return DEVICE_SIMPLE
-    if ua.get("mobileDevice"):
-        return DEVICE_MOBILE
     lowered = user_agent.lower()
-    # Feature phones the engine does not name: Opera Mini's proxy browser and J2ME phones.
-    if "opera mini" in lowered or "midp" in lowered:
+    if any(token in lowered for token in _MOBILE_TOKENS):
+        return DEVICE_MOBILE
+    ua = _native.parse_user_agent(user_agent)
+    if ua.get("mobileDevice") and not ua.get("dumbPhone"):
+        return DEVICE_MOBILE
+    # Feature phones: the engine's dumb phones, Opera Mini's proxy browser and J2ME phones.
+    if ua.get("dumbPhone") or "opera mini" in lowered or "midp" in lowered:
         return DEVICE_SIMPLE
     return DEVICE_DESKTOP
 
 
 def detect_device(request: Any) -> int:
     """``DEVICE_MOBILE`` (phones and tablets), ``DEVICE_SIMPLE`` (feature phones, WAP browsers)
-    or ``DEVICE_DESKTOP``, from the user agent (read by the engine) and the Accept header."""
-    if "application/vnd.wap.xhtml+xml" in request.META.get("HTTP_ACCEPT", ""):
+    or ``DEVICE_DESKTOP``, from the user agent (django-affect's tokens first, then the engine's
+    reading) and, for browsers that are not mobile, the WAP Accept type."""
+    device = _device_from_user_agent(request.META.get("HTTP_USER_AGENT", "")[:1024])
+    if device != DEVICE_MOBILE and "application/vnd.wap.xhtml+xml" in request.META.get("HTTP_ACCEPT", ""):
         return DEVICE_SIMPLE
-    return _device_from_user_agent(request.META.get("HTTP_USER_AGENT", "")[:1024])
+    return device
 
 
 def _user(request: Any) -> Any:
@@ -75,7 +81,7 @@ def _referrer_host(request: Any) -> str | None:
 
 
 def _request_host(request: Any) -> str:
-    host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
+    host = (request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")).lower()
     return host.rsplit(":", 1)[0] if not host.endswith("]") else host
 
 
@@ -134,7 +140,8 @@ def meets_criteria(request: Any, criteria: CriteriaRule, snapshot: Snapshot, sta
         return True
     if criteria.entry_urls:
         host = _referrer_host(request)
-        entry = host is None or (host != _request_host(request) and host not in conf.get("AFFECTED_NONENTRY_DOMAINS"))
+        nonentry = {d.strip().lower() for d in conf.get("AFFECTED_NONENTRY_DOMAINS")}
+        entry = host is None or (host != _request_host(request) and host not in nonentry)
         if entry and request.path in criteria.entry_urls:
             return True
     if criteria.query_args:

@@ -162,7 +162,7 @@ def load_data() -> dict[str, Any]:
                 "authenticated": c.authenticated,
                 "device_type": c.device_type,
                 "entry_urls": _split(c.entry_url),
-                "referrers": _split(c.referrer),
+                "referrers": [host.lower() for host in _split(c.referrer)],
                 "query_args": c.query_args if isinstance(c.query_args, dict) else None,
                 "group_ids": sorted(groups_of.get(c.pk, [])),
                 "user_ids": sorted(users_of.get(c.pk, []), key=str),

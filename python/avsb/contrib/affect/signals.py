@@ -44,3 +44,9 @@ def _user_groups_changed(instance, action, reverse, pk_set, **kwargs) -> None:
 @receiver(post_delete, sender=Group, dispatch_uid="affect-group-deleted")
 def _group_deleted(**kwargs) -> None:
     transaction.on_commit(registry.invalidate_all_user_groups)
+
+
+@receiver(post_delete, sender=get_user_model(), dispatch_uid="affect-user-deleted")
+def _user_deleted(**kwargs) -> None:
+    # Deleting a user removes its Criteria.users rows without an m2m_changed signal.
+    transaction.on_commit(registry.invalidate)
