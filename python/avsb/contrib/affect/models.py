@@ -64,6 +64,7 @@ class Criteria(models.Model):
         default=THIRTY_DAYS,
         null=True,
         blank=True,
+        validators=[MinValueValidator(0)],
         help_text="Seconds the cookies live; 0 or blank: until the browser closes.",
     )
     everyone = models.BooleanField(
