@@ -6,7 +6,7 @@
   lua OUT             write wrk's Lua script (distinct user per request, non-200 counter)
   run ...             the interleaved wrk runs and the table (see --help)
 
-The test shapes are the ones of crates/avsb-core/benches/workloads.rs (W1, W2, W3).
+The test shapes come from python/bench/workloads.py (those of crates/avsb-core/benches/workloads.rs).
 """
 
 import argparse
@@ -22,48 +22,15 @@ import urllib.error
 import urllib.request
 
 
-# --- the workloads (same shapes as crates/avsb-core/benches/workloads.rs) ---------------------
+# --- the workloads: python/bench/workloads.py (the shapes of crates/avsb-core/benches/workloads.rs),
+# shared with the Python SDK's benchmark ------------------------------------------------------
 
-def w1_test(name):
-    return {
-        "version": "1", "salt": name, "testType": "USER", "rule": None, "constants": {},
-        "buckets": [
-            {"name": "off", "value": 0, "payload": {"booleanValue": False}},
-            {"name": "on", "value": 1, "payload": {"booleanValue": True}},
-        ],
-        "allocations": [{"rule": None, "ranges": [{"bucketValue": 0, "length": 0.5}, {"bucketValue": 1, "length": 0.5}]}],
-    }
-
-
-def w2_test(name):
-    return {
-        "version": "1", "salt": name, "testType": "USER", "rule": None,
-        "constants": {"COUNTRIES": ["US", "CA"]},
-        "buckets": [
-            {"name": "control", "value": 0, "payload": {"stringValue": "grey"}},
-            {"name": "red", "value": 1, "payload": {"stringValue": "red"}},
-            {"name": "green", "value": 2, "payload": {"stringValue": "green"}},
-            {"name": "blue", "value": 3, "payload": {"stringValue": "blue"}},
-        ],
-        "allocations": [
-            {"rule": "${proctor:contains(COUNTRIES, country)}", "ranges": [{"bucketValue": 1, "length": 1.0}]},
-            {"rule": "${plan == 'pro'}", "ranges": [{"bucketValue": 2, "length": 1.0}]},
-            {"rule": "${version >= proctor:version('2.0.0.0')}", "ranges": [{"bucketValue": 3, "length": 1.0}]},
-            {"rule": None, "ranges": [
-                {"bucketValue": 0, "length": 0.34}, {"bucketValue": 1, "length": 0.33}, {"bucketValue": 3, "length": 0.33},
-            ]},
-        ],
-    }
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python", "bench"))
+import workloads  # noqa: E402
 
 
 def matrix(n):
-    tests = {}
-    for i in range(n):
-        if i % 2 == 0:
-            tests[f"w1_{i}"] = w1_test(f"w1_{i}")
-        else:
-            tests[f"w2_{i}"] = w2_test(f"w2_{i}")
-    return {"matrix": {"audit": {"version": "1", "updated": 1, "updatedBy": "bench"}, "tests": tests}, "comment": "bench"}
+    return {"matrix": workloads.matrix(n), "comment": "bench"}
 
 
 def cmd_matrix(args):

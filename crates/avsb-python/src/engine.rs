@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use avsb_core::compile::Matrix;
-use avsb_core::matrix::{Payload, TestMatrix};
+use avsb_core::matrix::TestMatrix;
 use avsb_core::schema::canonical_identifier_type;
 use avsb_core::{ContextSchema, ContextType, Diagnostic, Value};
 use pyo3::prelude::*;
@@ -178,16 +178,6 @@ impl EngineData {
             tests,
             diagnostics,
         })
-    }
-
-    /// The Python value of an assigned bucket's payload (shared when immutable, else fresh).
-    pub fn payload_object(&self, py: Python<'_>, test: &str, bucket: i32, payload: &Payload, forced: bool) -> PyResult<Py<PyAny>> {
-        if !forced {
-            if let Some(shared) = self.tests.get(test).and_then(|t| t.bucket(bucket)).and_then(|b| b.shared_payload.as_ref()) {
-                return Ok(shared.clone_ref(py));
-            }
-        }
-        payload_to_py(py, payload)
     }
 }
 

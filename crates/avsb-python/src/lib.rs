@@ -251,14 +251,15 @@ fn random_seed(data: &EngineData) -> Option<u64> {
 }
 
 /// The Python value of an assignment's payload.
-fn payload_value(py: Python<'_>, data: &EngineData, tobj: Option<&TestObjects>, a: &Assignment<'_>) -> PyResult<Py<PyAny>> {
+fn payload_value(py: Python<'_>, tobj: Option<&TestObjects>, a: &Assignment<'_>) -> PyResult<Py<PyAny>> {
     let (Some(bucket), Some(payload)) = (a.bucket, a.payload.as_ref()) else { return Ok(py.None()) };
     if let (Cow::Borrowed(_), Some(shared)) =
         (payload, tobj.and_then(|t| t.bucket(bucket.value)).and_then(|b| b.shared_payload.as_ref()))
     {
         return Ok(shared.clone_ref(py));
     }
-    data.payload_object(py, a.test, bucket.value, payload, matches!(payload, Cow::Owned(_)))
+    // A forced payload (owned), or a mutable one: a fresh object each call.
+    convert::payload_to_py(py, payload)
 }
 
 /// `GroupAssignment(group, value, payload)`; `(None, None, None)` when unassigned.
@@ -269,7 +270,7 @@ fn group_object(py: Python<'_>, data: &EngineData, a: &Assignment<'_>) -> PyResu
         (Some(b), None) => (PyString::new(py, &b.name).into_any().unbind(), b.value.into_pyobject(py)?.into_any().unbind()),
         (None, _) => (py.None(), py.None()),
     };
-    let payload = payload_value(py, data, tobj, a)?;
+    let payload = payload_value(py, tobj, a)?;
     let args = PyTuple::new(py, [group, value, payload])?;
     match GROUP_ASSIGNMENT.get(py) {
         Some(cls) => Ok(cls.bind(py).call1(args)?.unbind()),
@@ -303,7 +304,6 @@ impl Want {
 /// The payload as the wanted type, or `None` on a mismatch.
 fn typed_value(
     py: Python<'_>,
-    data: &EngineData,
     tobj: Option<&TestObjects>,
     a: &Assignment<'_>,
     payload: &Payload,
@@ -314,14 +314,14 @@ fn typed_value(
             Some(PyBool::new(py, *b).to_owned().into_any().unbind())
         }
         (Want::Str, Payload::StringValue(_)) | (Want::Str, Payload::Json(Json::String(_))) => {
-            Some(payload_value(py, data, tobj, a)?)
+            Some(payload_value(py, tobj, a)?)
         }
-        (Want::Int, Payload::LongValue(_)) => Some(payload_value(py, data, tobj, a)?),
-        (Want::Int, Payload::Json(Json::Number(n))) if n.is_i64() || n.is_u64() => Some(payload_value(py, data, tobj, a)?),
+        (Want::Int, Payload::LongValue(_)) => Some(payload_value(py, tobj, a)?),
+        (Want::Int, Payload::Json(Json::Number(n))) if n.is_i64() || n.is_u64() => Some(payload_value(py, tobj, a)?),
         (Want::Float, Payload::DoubleValue(d)) => Some(PyFloat::new(py, *d).into_any().unbind()),
         (Want::Float, Payload::LongValue(n)) => Some(PyFloat::new(py, *n as f64).into_any().unbind()),
         (Want::Float, Payload::Json(Json::Number(n))) => Some(PyFloat::new(py, n.as_f64().unwrap_or(f64::NAN)).into_any().unbind()),
-        (Want::Json, _) => Some(payload_value(py, data, tobj, a)?),
+        (Want::Json, _) => Some(payload_value(py, tobj, a)?),
         _ => None,
     })
 }
@@ -419,7 +419,7 @@ impl Scope {
             return fail(default, "FLAG_NOT_FOUND", format!("no test named '{key}' in matrix version {}", data.version));
         };
         self.stamp(&data);
-        let outcome = self.with_assignment(&data, key, |a| -> Result<(Outcome, bool), (&'static str, String)> {
+        let outcome = self.with_assignment(&data, key, |a| -> Result<Outcome, (&'static str, String)> {
             let Some(a) = a else { return Err(("FLAG_NOT_FOUND", format!("no test named '{key}'"))) };
             let reason = if details { data.matrix.openfeature_reason(&a) } else { "" };
             let test_version = if details { a.version.map(str::to_string) } else { None };
@@ -430,18 +430,15 @@ impl Scope {
                         format!("test '{key}' hashes {} identifiers; the context has none", tobj.identifier_type),
                     )),
                     Reason::RuleError(f) => Err(("GENERAL", format!("test '{key}': {} failed: {}", f.rule, f.message))),
-                    _ => Ok((
-                        Outcome {
-                            value: default.clone().unbind(),
-                            variant: None,
-                            reason,
-                            error_code: None,
-                            error_message: None,
-                            bucket_value: None,
-                            test_version,
-                        },
-                        false,
-                    )),
+                    _ => Ok(Outcome {
+                        value: default.clone().unbind(),
+                        variant: None,
+                        reason,
+                        error_code: None,
+                        error_message: None,
+                        bucket_value: None,
+                        test_version,
+                    }),
                 };
             };
             let variant = if details {
@@ -462,40 +459,34 @@ impl Scope {
             };
             match a.payload.as_deref() {
                 // No payload: the bucket defers to the caller's default (OFREP's omitted value).
-                None => Ok((base(default.clone().unbind(), None, None), true)),
-                Some(payload) => match typed_value(py, &data, Some(tobj), &a, payload, want) {
+                None => {
+                    self.record_exposure(&data, tobj, &a);
+                    Ok(base(default.clone().unbind(), None, None))
+                }
+                Some(payload) => match typed_value(py, Some(tobj), &a, payload, want) {
                     Ok(Some(value)) => {
                         self.record_exposure(&data, tobj, &a);
-                        Ok((base(value, None, None), false))
+                        Ok(base(value, None, None))
                     }
-                    Ok(None) => Ok((
-                        Outcome {
-                            reason: "ERROR",
-                            ..base(
-                                default.clone().unbind(),
-                                Some("TYPE_MISMATCH"),
-                                Some(format!(
-                                    "test '{key}' bucket '{}' has a {} payload, not {} value",
-                                    bucket.name,
-                                    payload.type_name(),
-                                    want.name()
-                                )),
-                            )
-                        },
-                        false,
-                    )),
+                    Ok(None) => Ok(Outcome {
+                        reason: "ERROR",
+                        ..base(
+                            default.clone().unbind(),
+                            Some("TYPE_MISMATCH"),
+                            Some(format!(
+                                "test '{key}' bucket '{}' has a {} payload, not {} value",
+                                bucket.name,
+                                payload.type_name(),
+                                want.name()
+                            )),
+                        )
+                    }),
                     Err(e) => Err(("GENERAL", format!("test '{key}': {e}"))),
                 },
             }
-            .map(|(o, deferred)| {
-                if deferred {
-                    self.record_exposure(&data, tobj, &a);
-                }
-                (o, false)
-            })
         });
         match outcome {
-            Ok((o, _)) => o,
+            Ok(o) => o,
             Err((code, message)) => fail(default, code, message),
         }
     }
@@ -667,7 +658,7 @@ impl Scope {
                     entry.set_item(k_value, py.None())?;
                 }
             }
-            entry.set_item(k_payload, payload_value(py, &data, tobj, a)?)?;
+            entry.set_item(k_payload, payload_value(py, tobj, a)?)?;
             match tobj {
                 Some(t) => out.set_item(t.name.bind(py), entry)?,
                 None => out.set_item(a.test, entry)?,
