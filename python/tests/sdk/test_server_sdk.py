@@ -278,6 +278,10 @@ def test_threads_evaluate_while_the_matrix_changes(fresh_server, make_sdk):
     for k in range(8):
         fresh_server.put_test("ui-theme", theme_for_all(f"v{k}", 1))
         time.sleep(0.1)
+    # The last change reaches the SDK (under load it may take longer than the pauses above);
+    # then the workers must see it too.
+    wait_for(lambda: sdk.for_user({"kind": "user", "key": "probe"}).get_string_flag("ui-theme", "") == "v7", timeout=10)
+    wait_for(lambda: "v7" in values, timeout=5)
     stop.set()
     for t in threads:
         t.join()
