@@ -5,14 +5,14 @@
 use std::borrow::Cow;
 use std::hint::black_box;
 
-use avsb_core::rule::version::ReleaseVersion;
-use avsb_core::{Matrix, Value};
+use avsb_core::version::ReleaseVersion;
+use avsb_core::{CompiledMatrix, Value};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 mod workloads;
 
-fn compile(text: &str) -> Matrix {
-    let compiled = match Matrix::compile_json(text, &workloads::schema()) {
+fn compile(text: &str) -> CompiledMatrix {
+    let compiled = match CompiledMatrix::compile_json(text, &workloads::schema()) {
         Ok(c) => c,
         Err(e) => panic!("{e}"),
     };

@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let before = rss_kib("VmRSS:");
             let start = Instant::now();
             let text = std::fs::read_to_string(path)?;
-            let compiled = avsb_core::Matrix::compile_json(&text, &workloads::schema())?;
+            let compiled = avsb_core::CompiledMatrix::compile_json(&text, &workloads::schema())?;
             drop(text);
             let elapsed = start.elapsed();
             println!(

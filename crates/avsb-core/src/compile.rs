@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 
 use crate::bucketing;
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::matrix::{Audit, Bucket, TestDefinition, TestMatrix};
+use crate::document::{Audit, Bucket, MatrixDocument, TestDefinition};
 use crate::rule::{self, CompileEnv, Rule, VariableInfo, VariableLookup};
 use crate::schema::{ContextSchema, ContextType};
 use crate::value::Value;
@@ -56,7 +56,7 @@ pub(crate) struct CompiledTest {
     pub evaluate_for_incognito_users: bool,
     /// The test as read (buckets, version, ...), kept once for evaluation and for output.
     pub definition: TestDefinition,
-    /// This test and its ancestors, in evaluation order (positions in `Matrix::tests`).
+    /// This test and its ancestors, in evaluation order (positions in `CompiledMatrix::tests`).
     pub closure: Vec<usize>,
 }
 
@@ -77,7 +77,7 @@ pub struct VariableSlot {
 
 /// A validated, compiled matrix, ready to evaluate requests.
 #[derive(Debug, Clone)]
-pub struct Matrix {
+pub struct CompiledMatrix {
     pub(crate) audit: Audit,
     /// The audit as Pipet writes it, rendered once (formatting `updatedDate` needs the tz database).
     pub(crate) audit_text: std::sync::OnceLock<String>,
@@ -103,7 +103,7 @@ pub struct Matrix {
 #[derive(Debug, Clone)]
 pub struct Compilation {
     /// The matrix without the dropped tests.
-    pub matrix: Matrix,
+    pub matrix: CompiledMatrix,
     /// Diagnostics; each [`Severity::Error`] names a dropped test.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -148,18 +148,18 @@ impl VariableLookup for Variables<'_> {
     }
 }
 
-impl Matrix {
+impl CompiledMatrix {
     /// Reads and compiles a matrix document. Fails only if the document cannot be read at all.
-    pub fn compile_json(text: &str, schema: &ContextSchema) -> Result<Compilation, crate::matrix::DocumentError> {
-        let (matrix, mut diagnostics) = TestMatrix::from_json(text)?;
-        let mut compilation = Matrix::compile(matrix, schema);
+    pub fn compile_json(text: &str, schema: &ContextSchema) -> Result<Compilation, crate::reader::DocumentError> {
+        let (matrix, mut diagnostics) = MatrixDocument::from_json(text)?;
+        let mut compilation = CompiledMatrix::compile(matrix, schema);
         diagnostics.append(&mut compilation.diagnostics);
         compilation.diagnostics = diagnostics;
         Ok(compilation)
     }
 
     /// Validates and compiles a matrix. Invalid tests are dropped, each with diagnostics.
-    pub fn compile(mut source: TestMatrix, schema: &ContextSchema) -> Compilation {
+    pub fn compile(mut source: MatrixDocument, schema: &ContextSchema) -> Compilation {
         let mut diagnostics = Vec::new();
         let mut variables: Vec<VariableSlot> = schema
             .variables
@@ -253,7 +253,7 @@ impl Matrix {
         let document_order = document_names.iter().filter_map(|n| by_name.get(n.as_str()).copied()).collect();
 
         Compilation {
-            matrix: Matrix {
+            matrix: CompiledMatrix {
                 audit: source.audit.clone(),
                 audit_text: std::sync::OnceLock::new(),
                 tests,
@@ -283,8 +283,8 @@ impl Matrix {
     }
 
     /// The valid tests as read, in document order (what `/proctor/matrix` serves).
-    pub fn to_test_matrix(&self) -> TestMatrix {
-        TestMatrix {
+    pub fn to_test_matrix(&self) -> MatrixDocument {
+        MatrixDocument {
             audit: self.audit.clone(),
             tests: self
                 .document_order
@@ -459,7 +459,7 @@ fn compile_test(
             );
         }
         if test.enable_unitless_allocations
-            && allocation.rule.as_deref().is_some_and(crate::matrix::is_unitless_rule)
+            && allocation.rule.as_deref().is_some_and(crate::document::is_unitless_rule)
             && !allocation.ranges.iter().any(|r| r.length > 1.0 - SUM_TOLERANCE)
         {
             error(
@@ -570,7 +570,7 @@ fn compile_test(
 
 /// §1.10 rule 9: drops tests whose `dependsOn` is invalid, repeating until stable so that a
 /// test depending (indirectly) on a dropped test is dropped too.
-fn check_dependencies(source: &TestMatrix, compiled: &mut IndexMap<String, CompiledTest>, diagnostics: &mut Vec<Diagnostic>) {
+fn check_dependencies(source: &MatrixDocument, compiled: &mut IndexMap<String, CompiledTest>, diagnostics: &mut Vec<Diagnostic>) {
     loop {
         let mut dropped = Vec::new();
         for (name, test) in &source.tests {
@@ -617,7 +617,7 @@ fn check_dependencies(source: &TestMatrix, compiled: &mut IndexMap<String, Compi
     }
 }
 
-fn in_cycle(source: &TestMatrix, start: &str) -> bool {
+fn in_cycle(source: &MatrixDocument, start: &str) -> bool {
     let mut seen = HashSet::new();
     let mut current = start;
     while let Some(dep) = source.tests.get(current).and_then(|t| t.depends_on.as_ref()) {

@@ -4,18 +4,18 @@
 use std::borrow::Cow;
 
 use crate::bucketing;
-use crate::compile::{CompiledTest, Matrix, Unit};
+use crate::compile::{CompiledTest, CompiledMatrix, Unit};
 use crate::force::{self, DefaultMode, ForceGroups};
-use crate::matrix::{Bucket, Payload};
+use crate::document::{Bucket, Payload};
 use crate::rule::EvalEnv;
 use crate::value::Value;
 
 /// One request: identifiers, context, and the options that change assignment.
 #[derive(Debug, Clone, Default)]
 pub struct Request<'a> {
-    /// Identifiers by slot (see [`Matrix::identifier_slot`]).
+    /// Identifiers by slot (see [`CompiledMatrix::identifier_slot`]).
     pub identifiers: Vec<Option<Cow<'a, str>>>,
-    /// Context values by slot (see [`Matrix::variable_slot`]).
+    /// Context values by slot (see [`CompiledMatrix::variable_slot`]).
     pub context: Vec<Option<Value>>,
     /// Force groups, honoured as given (the caller decides who may force).
     pub force: Option<&'a ForceGroups>,
@@ -147,7 +147,7 @@ impl<'a> Evaluation<'a> {
 impl Evaluation<'_> {
     /// Writes [`Evaluation::groups_json`] as JSON text into `out`, without building a tree.
     pub fn write_groups(&self, out: &mut Vec<u8>) {
-        use crate::pipet::write_json;
+        use crate::json::write_json;
         out.push(b'{');
         let mut first = true;
         for a in self.assigned() {
@@ -183,7 +183,7 @@ struct Run<'r, 'a> {
     incognito: bool,
 }
 
-impl Matrix {
+impl CompiledMatrix {
     /// The slot of an identifier type in [`Request::identifiers`], if the schema has it.
     pub fn identifier_slot(&self, test_type: &str) -> Option<usize> {
         let name = crate::schema::canonical_identifier_type(test_type);

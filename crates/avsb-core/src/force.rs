@@ -4,7 +4,7 @@
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 
-use crate::matrix::{read_payload_value, Payload};
+use crate::payload::{read_payload_value, Payload};
 
 /// What happens to tests the string does not force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

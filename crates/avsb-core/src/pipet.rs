@@ -4,8 +4,9 @@
 
 use std::borrow::Cow;
 
-use crate::compile::Matrix;
+use crate::compile::CompiledMatrix;
 use crate::force::ForceGroups;
+use crate::json::write_json;
 use crate::schema::{ContextSchema, RequestError, Source};
 
 /// An identify request, with values already extracted from wherever they came.
@@ -67,13 +68,13 @@ pub fn split_test_names(raw: &str) -> Vec<String> {
 
 /// Answers `/groups/identify`: Pipet's `data` object (`groups`, `context`, `audit`), or the
 /// status and message Pipet would refuse the request with.
-pub fn identify(matrix: &Matrix, params: &IdentifyParams) -> Result<serde_json::Value, RequestError> {
+pub fn identify(matrix: &CompiledMatrix, params: &IdentifyParams) -> Result<serde_json::Value, RequestError> {
     identify_explained(matrix, params).map(|(data, _)| data)
 }
 
 /// Like [`identify`], plus how each evaluated test's result was reached, sorted by test name.
 pub fn identify_explained(
-    matrix: &Matrix,
+    matrix: &CompiledMatrix,
     params: &IdentifyParams,
 ) -> Result<(serde_json::Value, Vec<(String, serde_json::Value)>), RequestError> {
     with_request(matrix, params, |request, context| {
@@ -92,7 +93,7 @@ pub fn identify_explained(
 
 /// Writes the same `data` object as [`identify`] straight into `out` as JSON text, without
 /// building a JSON tree: the server's hot path.
-pub fn identify_to(matrix: &Matrix, params: &IdentifyParams, out: &mut Vec<u8>) -> Result<(), RequestError> {
+pub fn identify_to(matrix: &CompiledMatrix, params: &IdentifyParams, out: &mut Vec<u8>) -> Result<(), RequestError> {
     with_request(matrix, params, |request, context| {
         let evaluation = matrix.evaluate(request);
         out.extend_from_slice(b"{\"groups\":");
@@ -112,18 +113,10 @@ pub fn identify_to(matrix: &Matrix, params: &IdentifyParams, out: &mut Vec<u8>) 
     })
 }
 
-/// Serializes into a byte buffer; writing to a `Vec` cannot fail, and the types written here
-/// (strings, numbers, JSON values) always serialize.
-pub(crate) fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    if serde_json::to_writer(&mut *out, value).is_err() {
-        out.extend_from_slice(b"null");
-    }
-}
-
 /// Converts the raw parameters into a request (with Pipet's errors) and hands it, with the
 /// converted context, to `f`.
 pub fn with_request<R>(
-    matrix: &Matrix,
+    matrix: &CompiledMatrix,
     params: &IdentifyParams,
     f: impl FnOnce(&crate::eval::Request<'_>, &indexmap::IndexMap<String, crate::value::Value>) -> R,
 ) -> Result<R, RequestError> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 use crate::java;
-use crate::rule::version::ReleaseVersion;
+use crate::version::ReleaseVersion;
 use crate::useragent::UserAgent;
 use crate::value::{IntKind, Value};
 
@@ -229,7 +229,7 @@ impl ContextSchema {
 
     /// Reads Pipet's configuration JSON (comments allowed).
     pub fn from_json(text: &str) -> Result<ContextSchema, SchemaError> {
-        let doc: serde_json::Value = crate::matrix::parse_lenient_json(text)
+        let doc: serde_json::Value = crate::json::parse_lenient_json(text)
             .map_err(|message| SchemaError { path: "$".into(), message })?;
         Self::from_value(&doc)
     }

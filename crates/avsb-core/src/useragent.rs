@@ -13,12 +13,9 @@
 //! Enum-valued properties are the enum constant names as strings (EL compares enums to strings
 //! by name); nested beans are maps.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
-use indexmap::IndexMap;
 use regex::Regex;
-
-use crate::value::{IntKind, Value};
 
 /// bitwalker `DeviceType` constant names.
 const COMPUTER: &str = "COMPUTER";
@@ -403,10 +400,10 @@ impl UserAgent {
     }
 
     /// `getBrowserVersion()`: a bitwalker `Version` (all null when unknown).
-    fn browser_version_bean(&self) -> Value {
-        let opt = |s: Option<&str>| s.map_or(Value::Null, Value::string);
+    fn browser_version_bean(&self) -> Property {
+        let opt = |s: Option<&str>| s.map_or(Property::Null, |s| Property::Text(s.to_string()));
         let v = self.browser_version.as_ref();
-        bean([
+        Property::Bean(vec![
             ("version", opt(v.map(|v| v.version.as_str()))),
             ("majorVersion", opt(v.map(|v| v.major.as_str()))),
             ("minorVersion", opt(v.and_then(|v| v.minor.as_deref()))),
@@ -414,46 +411,51 @@ impl UserAgent {
     }
 
     /// `getVersion()`: a `UserAgentVersion`.
-    fn version_bean(&self) -> Value {
+    fn version_bean(&self) -> Property {
         let v = match &self.browser_version {
             Some(b) => NumberedVersion::new(&b.version, Some(&b.major), b.minor.as_deref()),
             None => NumberedVersion::UNKNOWN,
         };
-        bean([("version", Value::string(v.version)), ("major", int(v.major)), ("minor", int(v.minor))])
+        Property::Bean(vec![
+            ("version", Property::Text(v.version)),
+            ("major", Property::Int(v.major)),
+            ("minor", Property::Int(v.minor)),
+        ])
     }
 
     /// `getOS()`: a `VersionedOS`.
-    fn os_bean(&self) -> Value {
+    fn os_bean(&self) -> Property {
         let v = &self.os_version;
-        bean([
-            ("family", Value::string(self.os.group.to_ascii_lowercase())),
-            ("version", Value::string(v.version.as_str())),
-            ("majorVersion", int(v.major)),
-            ("minorVersion", int(v.minor)),
+        Property::Bean(vec![
+            ("family", Property::Text(self.os.group.to_ascii_lowercase())),
+            ("version", Property::Text(v.version.clone())),
+            ("majorVersion", Property::Int(v.major)),
+            ("minorVersion", Property::Int(v.minor)),
         ])
     }
 
     /// A bean property (`userAgent.browser`, `userAgent.mobileDevice`, ...), or `None` if unknown.
     ///
     /// Names are the EL (`java.beans.Introspector`) ones: `getOS()` is `OS` and `isIOS()` is `IOS`.
-    pub fn property(&self, name: &str) -> Option<Value> {
+    pub fn property(&self, name: &str) -> Option<Property> {
+        let text = |s: &str| Property::Text(s.to_string());
         Some(match name {
-            "browser" => Value::string(self.browser),
+            "browser" => text(self.browser),
             "browserVersion" => self.browser_version_bean(),
             "version" => self.version_bean(),
-            "operatingSystem" => Value::string(self.os.name),
+            "operatingSystem" => text(self.os.name),
             "OS" => self.os_bean(),
-            "deviceType" => Value::string(self.os.device),
-            "userAgentString" => Value::string(self.text.as_str()),
-            "tablet" => Value::Bool(self.is_tablet()),
-            "IOS" => Value::Bool(self.is_ios()),
-            "chromeForIOS" => Value::Bool(self.is_ios() && self.text.contains("CriOS")),
-            "android" => Value::Bool(self.is_android()),
-            "windowsPhone" => Value::Bool(self.is_windows_phone()),
-            "mobileDevice" => Value::Bool(self.is_mobile_device()),
-            "smartPhone" => Value::Bool(self.is_smart_phone()),
-            "phone" => Value::Bool(self.is_phone()),
-            "dumbPhone" => Value::Bool(self.is_phone() && !self.is_smart_phone()),
+            "deviceType" => text(self.os.device),
+            "userAgentString" => text(&self.text),
+            "tablet" => Property::Flag(self.is_tablet()),
+            "IOS" => Property::Flag(self.is_ios()),
+            "chromeForIOS" => Property::Flag(self.is_ios() && self.text.contains("CriOS")),
+            "android" => Property::Flag(self.is_android()),
+            "windowsPhone" => Property::Flag(self.is_windows_phone()),
+            "mobileDevice" => Property::Flag(self.is_mobile_device()),
+            "smartPhone" => Property::Flag(self.is_smart_phone()),
+            "phone" => Property::Flag(self.is_phone()),
+            "dumbPhone" => Property::Flag(self.is_phone() && !self.is_smart_phone()),
             _ => return None,
         })
     }
@@ -471,12 +473,35 @@ impl UserAgent {
     }
 }
 
-fn int(n: i32) -> Value {
-    Value::Int(i64::from(n), IntKind::Integer)
+/// A property of the `UserAgent` bean in plain types; rules see it as a `crate::value::Value`
+/// (enum constants as strings, nested beans as maps, numbers as Java ints).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Property {
+    /// A Java null.
+    Null,
+    /// A string, or an enum constant's name.
+    Text(String),
+    /// A boolean getter (`isTablet()`).
+    Flag(bool),
+    /// A Java `int`.
+    Int(i32),
+    /// A nested bean: its properties in declaration order.
+    Bean(Vec<(&'static str, Property)>),
 }
 
-fn bean<const N: usize>(props: [(&str, Value); N]) -> Value {
-    Value::Map(Arc::new(props.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<IndexMap<_, _>>()))
+impl Property {
+    /// The property as JSON, as Jackson writes it.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Property::Null => serde_json::Value::Null,
+            Property::Text(s) => serde_json::Value::from(s.as_str()),
+            Property::Flag(b) => serde_json::Value::Bool(*b),
+            Property::Int(n) => serde_json::Value::from(*n),
+            Property::Bean(props) => {
+                serde_json::Value::Object(props.iter().map(|(k, v)| ((*k).to_string(), v.to_json())).collect())
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -587,8 +612,8 @@ mod tests {
         assert_eq!(p(&ua, "version"), json!({"version": "17.1.2", "major": 17, "minor": 1}));
         let bv = json!({"version": "17.1.2", "majorVersion": "17", "minorVersion": "1"});
         assert_eq!(p(&ua, "browserVersion"), bv);
-        assert!(matches!(ua.property("OS"), Some(Value::Map(m))
-            if matches!(m.get("majorVersion"), Some(Value::Int(17, IntKind::Integer)))));
+        assert!(matches!(ua.property("OS"), Some(Property::Bean(props))
+            if props.iter().any(|(k, v)| *k == "majorVersion" && *v == Property::Int(17))));
         let ua = UserAgent::parse(CASES[0].0);
         assert_eq!(p(&ua, "OS"), json!({"family": "windows", "version": "", "majorVersion": -1, "minorVersion": -1}));
         assert_eq!(p(&ua, "version"), json!({"version": "120.0.0.0", "major": 120, "minor": 0}));
@@ -602,7 +627,7 @@ mod tests {
         let ua = UserAgent::parse(CASES[9].0);
         // EL (Introspector) names are OS and IOS; the lower-case names are not properties.
         assert!(ua.property("os").is_none() && ua.property("ios").is_none() && ua.property("nope").is_none());
-        assert!(matches!(ua.property("IOS"), Some(Value::Bool(true))));
+        assert_eq!(ua.property("IOS"), Some(Property::Flag(true)));
         let json = ua.to_json();
         let keys: Vec<&str> = json.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
         assert_eq!(keys.len(), 16);

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
-use crate::rule::version::ReleaseVersion;
-use crate::useragent::UserAgent;
+use crate::useragent::{Property, UserAgent};
+use crate::version::ReleaseVersion;
 
 /// The Java class of an integral value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -141,6 +141,22 @@ impl Value {
             Value::Version(v) => J::String(v.to_string()),
             Value::MaybeBool(m) => J::String(m.name().to_string()),
             Value::UserAgent(ua) => ua.to_json(),
+        }
+    }
+}
+
+impl From<Property> for Value {
+    /// A `UserAgent` bean property as EL sees it: enum constants are strings, nested beans maps,
+    /// numbers Java `int`s.
+    fn from(property: Property) -> Value {
+        match property {
+            Property::Null => Value::Null,
+            Property::Text(s) => Value::string(s),
+            Property::Flag(b) => Value::Bool(b),
+            Property::Int(n) => Value::Int(i64::from(n), IntKind::Integer),
+            Property::Bean(props) => {
+                Value::Map(Arc::new(props.into_iter().map(|(k, v)| (k.to_string(), Value::from(v))).collect()))
+            }
         }
     }
 }

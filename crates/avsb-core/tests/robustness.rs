@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use avsb_core::{bucketing, pipet, ContextSchema, ForceGroups, Matrix, TestMatrix, Value};
+use avsb_core::{bucketing, pipet, ContextSchema, ForceGroups, CompiledMatrix, MatrixDocument, Value};
 use proptest::prelude::*;
 use serde_json::{json, Value as Json};
 
@@ -102,11 +102,11 @@ proptest! {
 
     #[test]
     fn reading_arbitrary_text_never_panics(text in ".{0,200}") {
-        let _ = TestMatrix::from_json(&text);
-        let _ = Matrix::compile_json(&text, &ContextSchema::permissive());
+        let _ = MatrixDocument::from_json(&text);
+        let _ = CompiledMatrix::compile_json(&text, &ContextSchema::permissive());
         let _ = ContextSchema::from_json(&text);
         let _ = ForceGroups::parse(&text);
-        let _ = avsb_core::matrix::read_stored_test(&text);
+        let _ = avsb_core::reader::read_stored_test(&text);
     }
 
     #[test]
@@ -121,7 +121,7 @@ proptest! {
         tests in proptest::option::of("[a-e, ]{0,6}"),
         seed in proptest::option::of(any::<u64>()),
     ) {
-        let compiled = Matrix::compile_json(&doc.to_string(), &schema(permissive)).unwrap();
+        let compiled = CompiledMatrix::compile_json(&doc.to_string(), &schema(permissive)).unwrap();
         // Whatever was dropped, the rest evaluates; every evaluated test has a reason.
         let params = pipet::IdentifyParams {
             identifiers: user.iter().map(|u| ("USER".to_string(), u.clone())).collect(),

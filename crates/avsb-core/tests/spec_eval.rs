@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use avsb_core::pipet::{self, IdentifyParams};
-use avsb_core::{ContextSchema, Matrix, Severity};
+use avsb_core::{ContextSchema, CompiledMatrix, Severity};
 use serde_json::{Map, Value as Json};
 
 const CASE_KEYS: &[&str] = &[
@@ -172,7 +172,7 @@ fn run_case(case: &Map<String, Json>, dir: &Path) -> Result<(), Vec<String>> {
         }
     };
 
-    let compilation = Matrix::compile_json(&matrix_text, &schema)
+    let compilation = CompiledMatrix::compile_json(&matrix_text, &schema)
         .map_err(|e| fail(format!("the matrix does not load at all: {e}")))?;
 
     let mut problems = Vec::new();

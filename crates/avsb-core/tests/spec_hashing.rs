@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use avsb_core::{bucketing, pipet, ContextSchema, Matrix};
+use avsb_core::{bucketing, pipet, ContextSchema, CompiledMatrix};
 
 fn spec(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../spec").join(name)
@@ -87,7 +87,7 @@ fn every_hash_vector_assigns_its_bucket_through_the_engine() {
                 "allocations": [{"rule": null, "ranges": v.ranges.iter().map(|(b, l)| serde_json::json!({"bucketValue": b, "length": l})).collect::<Vec<_>>()}],
             }},
         });
-        let compiled = Matrix::compile_json(&matrix.to_string(), &ContextSchema::permissive()).unwrap();
+        let compiled = CompiledMatrix::compile_json(&matrix.to_string(), &ContextSchema::permissive()).unwrap();
         assert!(compiled.diagnostics.is_empty(), "{:?}", compiled.diagnostics);
         let params = pipet::IdentifyParams {
             identifiers: vec![("USER".into(), v.identifier.clone())],

@@ -1,6 +1,6 @@
 //! Conversions between Python objects and JSON or engine values.
 
-use avsb_core::matrix::Payload;
+use avsb_core::payload::Payload;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};

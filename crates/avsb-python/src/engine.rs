@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use avsb_core::compile::Matrix;
-use avsb_core::matrix::TestMatrix;
+use avsb_core::compile::CompiledMatrix;
+use avsb_core::document::MatrixDocument;
 use avsb_core::schema::canonical_identifier_type;
 use avsb_core::{ContextSchema, ContextType, Diagnostic, Value};
 use pyo3::prelude::*;
@@ -83,7 +83,7 @@ impl ConversionCache {
 
 /// Everything evaluation needs, shared by every scope built against it.
 pub struct EngineData {
-    pub matrix: Matrix,
+    pub matrix: CompiledMatrix,
     /// The datafile's version (the server's revision id), else the matrix's `audit.version`.
     pub version: String,
     pub schema_version: Option<i64>,
@@ -110,9 +110,9 @@ impl EngineData {
         header: DatafileHeader,
     ) -> PyResult<EngineData> {
         let compiled = py.detach(|| -> Result<_, String> {
-            let (source, mut diagnostics) = TestMatrix::from_json(matrix_text).map_err(|e| e.message)?;
+            let (source, mut diagnostics) = MatrixDocument::from_json(matrix_text).map_err(|e| e.message)?;
 
-            let compilation = Matrix::compile(source, &schema);
+            let compilation = CompiledMatrix::compile(source, &schema);
             diagnostics.extend(compilation.diagnostics);
             Ok((compilation.matrix, diagnostics))
         });

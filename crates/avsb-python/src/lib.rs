@@ -868,7 +868,7 @@ const ERROR_CODES: [&str; 5] = ["PROVIDER_NOT_READY", "FLAG_NOT_FOUND", "TYPE_MI
 /// The engine's payload type names (`doubleValue`, ..., `booleanValue`).
 #[pyfunction]
 fn payload_types() -> Vec<&'static str> {
-    avsb_core::matrix::PAYLOAD_TYPES.to_vec()
+    avsb_core::payload::PAYLOAD_TYPES.to_vec()
 }
 
 /// The engine's reading of a `User-Agent` header: Pipet's `UserAgent` bean (`browser`,

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use avsb_core::{ContextSchema, TestMatrix};
+use avsb_core::{ContextSchema, MatrixDocument};
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{self, SecretKind};
@@ -81,9 +81,9 @@ pub async fn ensure(state: &AppState, data_dir: &Path) -> anyhow::Result<DemoSec
         return Ok(secrets);
     }
     let schema = ContextSchema::from_json(SCHEMA).map_err(|e| anyhow::anyhow!("demo schema: {e}"))?;
-    let (matrix, diagnostics) = TestMatrix::from_json(MATRIX).map_err(|e| anyhow::anyhow!("demo matrix: {e}"))?;
+    let (matrix, diagnostics) = MatrixDocument::from_json(MATRIX).map_err(|e| anyhow::anyhow!("demo matrix: {e}"))?;
     anyhow::ensure!(diagnostics.is_empty(), "demo matrix: {diagnostics:?}");
-    let environments: Vec<(String, TestMatrix)> = ENVIRONMENTS.iter().map(|e| (e.to_string(), matrix.clone())).collect();
+    let environments: Vec<(String, MatrixDocument)> = ENVIRONMENTS.iter().map(|e| (e.to_string(), matrix.clone())).collect();
     create_project_with(state, PROJECT, "Demo", &schema, "USER", &environments, "demo")
         .await
         .map_err(|e| anyhow::anyhow!("creating the demo project: {}", e.message))?;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use avsb_core::{ContextSchema, Matrix, Severity};
+use avsb_core::{ContextSchema, CompiledMatrix, Severity};
 use axum::body::Bytes;
 use serde_json::json;
 use tokio::sync::watch;
@@ -31,7 +31,7 @@ pub struct EnvSnapshot {
     /// The identifier type of OFREP's `targetingKey` and SDK contexts of kind `user`.
     pub default_identifier_type: String,
     /// The compiled matrix.
-    pub matrix: Matrix,
+    pub matrix: CompiledMatrix,
     /// `GET /proctor/matrix`: the verified matrix as Proctor writes it.
     pub matrix_json: Bytes,
     /// The SDK datafile: matrix, schema and versions.
@@ -48,7 +48,7 @@ impl EnvSnapshot {
     pub fn build(project: &Project, env: &Environment, revision: &Revision) -> anyhow::Result<EnvSnapshot> {
         let schema = ContextSchema::from_json(&project.schema_json)
             .map_err(|e| anyhow::anyhow!("project '{}': schema {e}", project.key))?;
-        let compilation = Matrix::compile_json(&revision.matrix_json, &schema)
+        let compilation = CompiledMatrix::compile_json(&revision.matrix_json, &schema)
             .map_err(|e| anyhow::anyhow!("revision {}: {e}", revision.meta.id))?;
         for d in compilation.diagnostics.iter().filter(|d| d.severity == Severity::Error) {
             tracing::warn!(project = %project.key, environment = %env.key, revision = revision.meta.id, "dropped at load: {d}");
@@ -61,7 +61,7 @@ impl EnvSnapshot {
         project: &Project,
         env: &Environment,
         revision: &RevisionMeta,
-        matrix: Matrix,
+        matrix: CompiledMatrix,
     ) -> anyhow::Result<EnvSnapshot> {
         let matrix_doc = matrix.to_test_matrix().to_json(false);
         let has_random_tests =

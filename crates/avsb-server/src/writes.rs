@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use avsb_core::matrix::Audit;
-use avsb_core::{ContextSchema, Matrix, Severity, TestMatrix};
+use avsb_core::document::Audit;
+use avsb_core::{ContextSchema, CompiledMatrix, Severity, MatrixDocument};
 use serde_json::Value;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -98,8 +98,8 @@ pub fn check_schema_fields(doc: &Value) -> ApiResult<()> {
 }
 
 /// Compiles `matrix` against `schema`; a dropped test refuses the write with the diagnostics.
-pub fn validate(matrix: TestMatrix, schema: &ContextSchema) -> ApiResult<(Matrix, Vec<Value>)> {
-    let compilation = Matrix::compile(matrix, schema);
+pub fn validate(matrix: MatrixDocument, schema: &ContextSchema) -> ApiResult<(CompiledMatrix, Vec<Value>)> {
+    let compilation = CompiledMatrix::compile(matrix, schema);
     let dropped = compilation.dropped_tests();
     if !dropped.is_empty() {
         let diagnostics: Vec<Value> = compilation.diagnostics.iter().map(|d| d.to_json()).collect();
@@ -126,7 +126,7 @@ impl AppState {
         project: &Project,
         environment_key: &str,
         meta: WriteMeta,
-        change: impl Fn(&mut TestMatrix, i64) -> ApiResult<()>,
+        change: impl Fn(&mut MatrixDocument, i64) -> ApiResult<()>,
     ) -> ApiResult<Committed> {
         let (_guard, project) = self.lock_project(project).await?;
         let schema = parse_schema(&project)?;

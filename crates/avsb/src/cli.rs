@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use avsb_core::pipet::{self, IdentifyParams};
-use avsb_core::{Compilation, ContextSchema, Matrix, Severity, TestMatrix};
+use avsb_core::{Compilation, ContextSchema, CompiledMatrix, Severity, MatrixDocument};
 use clap::{Args, Parser, Subcommand};
 
 /// A vs B: self-hosted A/B testing and feature flags, compatible with Proctor.
@@ -135,11 +135,11 @@ fn load_schema(path: Option<&Path>) -> anyhow::Result<ContextSchema> {
 /// the reason was written to `err`.
 fn compile_file(path: &Path, schema: &ContextSchema, err: &mut dyn Write) -> anyhow::Result<Option<Compilation>> {
     let text = read(path, "matrix")?;
-    let matrix_error = match Matrix::compile_json(&text, schema) {
+    let matrix_error = match CompiledMatrix::compile_json(&text, schema) {
         Ok(c) => return Ok(Some(c)),
         Err(e) => e,
     };
-    let looks_stored = avsb_core::matrix::parse_lenient_json::<serde_json::Value>(&text)
+    let looks_stored = avsb_core::json::parse_lenient_json::<serde_json::Value>(&text)
         .is_ok_and(|doc| doc.get("testType").is_some() && doc.get("tests").is_none());
     if !looks_stored {
         writeln!(err, "avsb: {}: {matrix_error}", path.display())?;
@@ -151,11 +151,11 @@ fn compile_file(path: &Path, schema: &ContextSchema, err: &mut dyn Write) -> any
     } else {
         stem
     };
-    match avsb_core::matrix::read_stored_test(&text) {
+    match avsb_core::reader::read_stored_test(&text) {
         Ok(test) => {
-            let mut matrix = TestMatrix::default();
+            let mut matrix = MatrixDocument::default();
             matrix.tests.insert(name.to_string(), test);
-            Ok(Some(Matrix::compile(matrix, schema)))
+            Ok(Some(CompiledMatrix::compile(matrix, schema)))
         }
         Err(e) => {
             writeln!(err, "avsb: {}: tests.{name}.{e}", path.display())?;

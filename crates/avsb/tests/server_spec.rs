@@ -318,7 +318,7 @@ fn run_case(server: &Server, index: usize, case: &Map<String, Json>, dir: &Path)
         (None, Some(Json::String(file))) => {
             let parsed = std::fs::read_to_string(dir.join(file))
                 .map_err(|e| e.to_string())
-                .and_then(|text| avsb_core::matrix::parse_lenient_json::<Json>(&text));
+                .and_then(|text| avsb_core::json::parse_lenient_json::<Json>(&text));
             match parsed {
                 Ok(m @ Json::Object(_)) => m,
                 Ok(_) => return fail(format!("matrix_file {file} is not a JSON object")),

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use super::eval::{class_name, eval, to_string, Node};
 use super::functions::{compile_java_regex, lookup, Func};
 use super::parser::{BinOp, Expr, ExprKind, UnOp};
-use super::{CompileEnv, EvalEnv, RuleDiagnostic};
+use super::env::{CompileEnv, EvalEnv, RuleDiagnostic};
 use crate::schema::ContextType;
 use crate::value::Value;
 

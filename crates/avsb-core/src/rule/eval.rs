@@ -10,7 +10,7 @@ use regex::Regex;
 
 use super::functions::{self, Func};
 use super::parser::{BinOp, UnOp};
-use super::{EvalEnv, RuleError};
+use super::env::{EvalEnv, RuleError};
 use crate::value::{IntKind, MaybeBool, Value};
 
 pub(crate) type Res<T> = Result<T, RuleError>;
@@ -458,7 +458,7 @@ fn property<'v>(base: &'v Value, key: &Value) -> Res<Got<'v>> {
         }
         Value::UserAgent(ua) => {
             let name = to_string(key);
-            ua.property(&name).map(Got::New).ok_or_else(|| property_not_found(base, &name))
+            ua.property(&name).map(|p| Got::New(Value::from(p))).ok_or_else(|| property_not_found(base, &name))
         }
         Value::String(s) if matches!(key, Value::String(k) if &**k == "empty") => Ok(Got::New(Value::Bool(s.is_empty()))),
         other => Err(property_not_found(other, &to_string(key))),

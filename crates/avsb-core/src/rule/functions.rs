@@ -11,8 +11,8 @@ use super::eval::{
     class_name, err, eval, java_compare_to, java_equals, to_bool, to_int, to_maybe_bool, to_string,
     Got, Node, Res,
 };
-use super::version::{MatchPrecision, ReleaseVersion};
-use super::EvalEnv;
+use crate::version::{MatchPrecision, ReleaseVersion};
+use super::env::{EvalEnv, RuleError};
 use crate::value::{IntKind, MaybeBool, Value};
 
 /// A library function.
@@ -121,7 +121,7 @@ impl Func {
     }
 }
 
-fn null_pointer(what: &str) -> super::RuleError {
+fn null_pointer(what: &str) -> RuleError {
     err("null_argument", format!("NullPointerException: {what} is null"))
 }
 
@@ -425,14 +425,14 @@ fn apply(func: Func, args: &[Cow<'_, Value>], env: &EvalEnv<'_>) -> Res<Value> {
     }
 }
 
-fn no_method(base: &Value, name: &str, arity: usize) -> super::RuleError {
+fn no_method(base: &Value, name: &str, arity: usize) -> RuleError {
     err(
         "method_not_found",
         format!("method {name} with {arity} arguments not found on type {}", class_name(base)),
     )
 }
 
-fn out_of_bounds(what: String) -> super::RuleError {
+fn out_of_bounds(what: String) -> RuleError {
     err("index_out_of_bounds", what)
 }
 

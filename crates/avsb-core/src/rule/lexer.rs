@@ -1,6 +1,6 @@
 //! The EL 2.2 tokenizer for the inside of one `${...}`.
 
-use super::RuleDiagnostic;
+use super::env::RuleDiagnostic;
 
 /// One token kind. Keyword and symbol spellings of the same operator share a kind.
 #[derive(Debug, Clone, PartialEq)]

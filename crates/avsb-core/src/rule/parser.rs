@@ -1,7 +1,7 @@
 //! The EL 2.2 parser: a rule's text to composite parts of expressions with spans.
 
 use super::lexer::{lex, Tok, Token};
-use super::{RuleDiagnostic, MAX_NESTING_DEPTH};
+use super::env::{RuleDiagnostic, MAX_NESTING_DEPTH};
 
 /// Unary operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -169,7 +169,7 @@ proptest! {
 /// The shortcut shapes answer exactly as the general evaluator, whatever the request holds.
 #[test]
 fn shortcuts_agree_with_the_general_evaluator() {
-    use crate::rule::version::ReleaseVersion;
+    use crate::version::ReleaseVersion;
     use crate::value::IntKind;
     let rules = [
         "${plan == 'pro'}",

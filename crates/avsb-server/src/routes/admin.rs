@@ -7,8 +7,9 @@
 
 use std::collections::BTreeSet;
 
-use avsb_core::matrix::{stored_to_consumable, Audit, TestDefinition};
-use avsb_core::{ContextSchema, TestMatrix};
+use avsb_core::document::{Audit, TestDefinition};
+use avsb_core::reader::stored_to_consumable;
+use avsb_core::{ContextSchema, MatrixDocument};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -220,7 +221,7 @@ fn read_definition(name: &str, definition: &Value, format: Option<&str>) -> ApiR
         });
     }
     let doc = json!({"audit": {"version": "0", "updated": 0, "updatedBy": ""}, "tests": {name: definition}});
-    let (mut matrix, diagnostics) = TestMatrix::from_json(&doc.to_string())
+    let (mut matrix, diagnostics) = MatrixDocument::from_json(&doc.to_string())
         .map_err(|e| ApiError::bad_request("invalid_field", e.message))?;
     if !diagnostics.is_empty() {
         let message = diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
@@ -326,7 +327,7 @@ pub async fn create_project_with(
     name: &str,
     schema: &ContextSchema,
     default_identifier_type: &str,
-    environments: &[(String, TestMatrix)],
+    environments: &[(String, MatrixDocument)],
     author: &str,
 ) -> ApiResult<Project> {
     check_key("project key", key)?;
@@ -367,7 +368,7 @@ impl AppState {
         project: &Project,
         key: &str,
         name: &str,
-        mut matrix: TestMatrix,
+        mut matrix: MatrixDocument,
         author: &str,
         comment: &str,
     ) -> ApiResult<std::sync::Arc<EnvSnapshot>> {
@@ -412,11 +413,11 @@ async fn create_project(State(state): State<SharedState>, admin: Admin, body: Bo
                 .with("path", e.path.clone())
         }))?,
     };
-    let environments: Vec<(String, TestMatrix)> = request
+    let environments: Vec<(String, MatrixDocument)> = request
         .environments
         .unwrap_or_else(|| DEFAULT_ENVIRONMENTS.iter().map(|s| s.to_string()).collect())
         .into_iter()
-        .map(|e| (e, TestMatrix::default()))
+        .map(|e| (e, MatrixDocument::default()))
         .collect();
     if environments.is_empty() {
         return Err(ApiError::bad_request("invalid_field", "environments must name at least one environment"));
@@ -534,7 +535,7 @@ async fn create_environment(State(state): State<SharedState>, admin: Admin, Path
     let project = project(&state, &key).await?;
     let matrix = match &request.copy_from {
         Some(source) => state.current(&project.key, source)?.matrix.to_test_matrix(),
-        None => TestMatrix::default(),
+        None => MatrixDocument::default(),
     };
     let comment = request.copy_from.as_ref().map_or("environment created".to_string(), |s| format!("environment created from '{s}'"));
     let name = request.name.clone().unwrap_or_else(|| request.key.clone());
@@ -611,7 +612,7 @@ async fn put_matrix(
         refuse_missing_fields(tests.iter())?;
     }
     let (incoming, diagnostics) =
-        TestMatrix::from_json(&doc.to_string()).map_err(|e| ApiError::bad_request("unreadable_matrix", e.message))?;
+        MatrixDocument::from_json(&doc.to_string()).map_err(|e| ApiError::bad_request("unreadable_matrix", e.message))?;
     if !diagnostics.is_empty() {
         let message = diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
         return Err(ApiError::unprocessable(message, diagnostics.iter().map(|d| d.to_json()).collect::<Vec<_>>().into()));
@@ -650,7 +651,7 @@ async fn get_test(
         None => snapshot.matrix.definition(&test).map(|d| d.to_json(false)),
         Some(revision) => {
             let revision = revision_of(&state, &snapshot, revision).await?;
-            let (matrix, _) = TestMatrix::from_json(&revision.matrix_json).map_err(ApiError::internal)?;
+            let (matrix, _) = MatrixDocument::from_json(&revision.matrix_json).map_err(ApiError::internal)?;
             matrix.tests.get(&test).map(|d| d.to_json(false))
         }
     };
@@ -757,7 +758,7 @@ fn kill_test(test: &mut TestDefinition, bucket: &Value, name: &str) -> ApiResult
     let value = chosen.value;
     let mut allocation = test.allocations.first().cloned().unwrap_or_default();
     allocation.rule = None;
-    allocation.ranges = vec![avsb_core::matrix::Range { bucket_value: value, length: 1.0 }];
+    allocation.ranges = vec![avsb_core::document::Range { bucket_value: value, length: 1.0 }];
     test.allocations = vec![allocation];
     test.rule = None;
     test.depends_on = None;
@@ -846,7 +847,7 @@ async fn rollback(
     let target = revision_id(&request.revision, "revision")?;
     let snapshot = state.current(&project_key, &environment)?;
     let revision = revision_of(&state, &snapshot, &target.to_string()).await?;
-    let (old, _) = TestMatrix::from_json(&revision.matrix_json).map_err(ApiError::internal)?;
+    let (old, _) = MatrixDocument::from_json(&revision.matrix_json).map_err(ApiError::internal)?;
     let project = project(&state, &project_key).await?;
     let meta = WriteMeta {
         base,
@@ -886,7 +887,7 @@ async fn diff(
             .await?
             .filter(|r| environments.iter().any(|e| e.id == r.meta.environment_id))
             .ok_or_else(|| ApiError::not_found(format!("revision {id} not found in project '{project_key}'")))?;
-        let (matrix, _) = TestMatrix::from_json(&revision.matrix_json).map_err(ApiError::internal)?;
+        let (matrix, _) = MatrixDocument::from_json(&revision.matrix_json).map_err(ApiError::internal)?;
         load.push((revision.meta, matrix));
     }
     let (to_meta, to) = load.pop().ok_or_else(|| ApiError::internal("diff"))?;
@@ -895,7 +896,7 @@ async fn diff(
 }
 
 /// Test-by-test differences between two matrices, with the top-level fields that changed.
-pub fn diff_json(from_meta: &RevisionMeta, from: &TestMatrix, to_meta: &RevisionMeta, to: &TestMatrix) -> Value {
+pub fn diff_json(from_meta: &RevisionMeta, from: &MatrixDocument, to_meta: &RevisionMeta, to: &MatrixDocument) -> Value {
     let names: BTreeSet<&String> = from.tests.keys().chain(to.tests.keys()).collect();
     let (mut added, mut removed, mut changed, mut unchanged) = (Vec::new(), Vec::new(), Vec::new(), 0);
     for name in names {

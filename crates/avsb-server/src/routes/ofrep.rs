@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use avsb_core::compile::Matrix;
+use avsb_core::compile::CompiledMatrix;
 use avsb_core::schema::canonical_identifier_type;
 use avsb_core::{Assignment, Reason, Request, Value as CoreValue};
 use axum::body::Body;
@@ -70,7 +70,7 @@ struct ContextError {
 
 /// Reads `{"context": {...}}` (the body and the context are both optional) into a request.
 fn read_context<'m>(snapshot: &'m EnvSnapshot, body: &[u8]) -> Result<(Request<'m>, bool), ContextError> {
-    let matrix: &Matrix = &snapshot.matrix;
+    let matrix: &CompiledMatrix = &snapshot.matrix;
     let parse_error = |details: String| ContextError { code: "PARSE_ERROR", details };
     let doc: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})

@@ -1,5 +1,5 @@
-//! The fast way to read a test: straight into typed fields, with the same lenient coercions as
-//! [`crate::matrix`]'s reader but without building a JSON tree first. A test this cannot read
+//! The fast way to read a test: straight into typed fields, with the same lenient coercions
+//! (`lenient`) as the tree reader (`reader`) but without building a JSON tree first. A test this cannot read
 //! (or reads as invalid) is read again by the tree reader, which says precisely what is wrong,
 //! so both agree on what is accepted and only broken tests pay twice.
 
@@ -10,7 +10,8 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use crate::matrix::{Allocation, Bucket, DependsOn, Range, Target, TestDefinition};
+use crate::document::{Allocation, Bucket, DependsOn, Range, Target, TestDefinition};
+use crate::lenient::{self, Scalar};
 
 /// Reads one test, or `None` if only the tree reader can say what is wrong with it.
 pub(crate) fn read_test(raw: &str) -> Option<TestDefinition> {
@@ -22,7 +23,7 @@ pub(crate) fn read_test(raw: &str) -> Option<TestDefinition> {
         .map(|b| {
             let payload = match b.payload {
                 None | Some(Json::Null) => None,
-                Some(p) => Some(crate::matrix::read_payload_json(&p).ok()??),
+                Some(p) => Some(crate::payload::read_payload_json(&p).ok()??),
             };
             Some(Bucket { name: b.name.0.unwrap_or_default(), value: b.value.0, description: b.description.0, payload })
         })
@@ -168,38 +169,59 @@ struct TestTarget {
     identifiers: Option<Vec<String>>,
 }
 
-/// A String field: text, or a number or boolean as its text; null is absent.
+/// A String field ([`lenient::text`]).
 #[derive(Default)]
 struct Text(Option<String>);
 
-/// An int field: an integer, a decimal truncated, or integer text; null is 0.
+/// An int field ([`lenient::int`]).
 #[derive(Default)]
 struct Int(i32);
 
-/// A double field: a number or numeric text; null is 0.
+/// A double field ([`lenient::double`]).
 #[derive(Default)]
 struct Double(f64);
 
-/// A boolean field: a boolean, "true"/"false"/"", or a number (0 is false); null is false.
+/// A boolean field ([`lenient::boolean`]).
 #[derive(Default)]
 struct Flag(bool);
 
-macro_rules! lenient {
-    ($ty:ident, $expecting:literal, null => $null:expr, { $($method:ident($arg:ident: $argty:ty) => $body:expr;)* }) => {
+/// Deserializes a scalar field by handing what the text holds to one of the shared coercions.
+macro_rules! lenient_field {
+    ($ty:ident, $coerce:path, $expecting:literal) => {
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
                 struct V;
+                impl V {
+                    fn coerce<E: de::Error>(scalar: Scalar<'_>) -> Result<$ty, E> {
+                        $coerce(scalar).map($ty).map_err(E::custom)
+                    }
+                }
                 impl<'de> Visitor<'de> for V {
                     type Value = $ty;
                     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                         f.write_str($expecting)
                     }
                     fn visit_unit<E: de::Error>(self) -> Result<$ty, E> {
-                        Ok($ty($null))
+                        V::coerce(Scalar::Null)
                     }
-                    $(fn $method<E: de::Error>(self, $arg: $argty) -> Result<$ty, E> {
-                        $body.map($ty).ok_or_else(|| E::custom($expecting))
-                    })*
+                    fn visit_bool<E: de::Error>(self, b: bool) -> Result<$ty, E> {
+                        V::coerce(Scalar::Bool(b))
+                    }
+                    fn visit_i64<E: de::Error>(self, n: i64) -> Result<$ty, E> {
+                        V::coerce(Scalar::I64(n))
+                    }
+                    fn visit_u64<E: de::Error>(self, n: u64) -> Result<$ty, E> {
+                        match i64::try_from(n) {
+                            Ok(n) => V::coerce(Scalar::I64(n)),
+                            Err(_) => V::coerce(Scalar::U64(n)),
+                        }
+                    }
+                    fn visit_f64<E: de::Error>(self, n: f64) -> Result<$ty, E> {
+                        V::coerce(Scalar::F64(n))
+                    }
+                    fn visit_str<E: de::Error>(self, s: &str) -> Result<$ty, E> {
+                        V::coerce(Scalar::Str(s))
+                    }
                 }
                 d.deserialize_any(V)
             }
@@ -207,40 +229,10 @@ macro_rules! lenient {
     };
 }
 
-lenient!(Text, "a string", null => None, {
-    visit_str(s: &str) => Some(Some(s.to_string()));
-    visit_string(s: String) => Some(Some(s));
-    visit_bool(b: bool) => Some(Some(b.to_string()));
-    visit_i64(n: i64) => Some(Some(n.to_string()));
-    visit_u64(n: u64) => Some(Some(n.to_string()));
-    visit_f64(n: f64) => serde_json::Number::from_f64(n).map(|n| Some(n.to_string()));
-});
-
-fn long_of_f64(d: f64) -> Option<i64> {
-    (d.is_finite() && d.abs() < 9.2e18).then_some(d.trunc() as i64)
-}
-
-lenient!(Int, "an integer", null => 0, {
-    visit_i64(n: i64) => i32::try_from(n).ok();
-    visit_u64(n: u64) => i32::try_from(n).ok();
-    visit_f64(n: f64) => long_of_f64(n).and_then(|n| i32::try_from(n).ok());
-    visit_str(s: &str) => crate::java::parse_long(s.trim()).ok().and_then(|n| i32::try_from(n).ok());
-});
-
-lenient!(Double, "a number", null => 0.0, {
-    visit_i64(n: i64) => Some(n as f64);
-    visit_u64(n: u64) => Some(n as f64);
-    visit_f64(n: f64) => Some(n);
-    visit_str(s: &str) => crate::java::parse_double(s).ok();
-});
-
-lenient!(Flag, "true or false", null => false, {
-    visit_bool(b: bool) => Some(b);
-    visit_i64(n: i64) => Some(n != 0);
-    visit_u64(n: u64) => Some(n != 0);
-    visit_f64(n: f64) => Some(n != 0.0);
-    visit_str(s: &str) => if s.eq_ignore_ascii_case("true") { Some(true) } else if s.eq_ignore_ascii_case("false") || s.is_empty() { Some(false) } else { None };
-});
+lenient_field!(Text, lenient::text, "a string");
+lenient_field!(Int, lenient::int, "an integer");
+lenient_field!(Double, lenient::double, "a number");
+lenient_field!(Flag, lenient::boolean, "true or false");
 
 #[cfg(test)]
 mod tests {
@@ -248,9 +240,9 @@ mod tests {
     use serde_json::json;
 
     /// The tree reader's result for the same text.
-    fn slow(raw: &str) -> Option<crate::matrix::TestDefinition> {
+    fn slow(raw: &str) -> Option<crate::document::TestDefinition> {
         let doc = format!(r#"{{"audit": {{}}, "tests": {{"t": {raw}}}}}"#);
-        let (m, d) = crate::matrix::TestMatrix::from_json_slow(&doc).ok()?;
+        let (m, d) = crate::document::MatrixDocument::from_json_slow(&doc).ok()?;
         if !d.is_empty() {
             return None;
         }
