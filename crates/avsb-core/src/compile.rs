@@ -1,5 +1,6 @@
-//! Validation and compilation of a matrix (§1.10): every test either compiles into a form that
-//! evaluates fast, or is dropped with diagnostics saying exactly why. Rules are parsed once here.
+//! Validation and compilation of a matrix (docs/proctor.md §1.10): every test either compiles
+//! into a form that evaluates fast, or is dropped with diagnostics saying exactly why. Rules are
+//! parsed once here.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -15,7 +16,8 @@ use crate::rule::{self, CompileEnv, Rule, VariableInfo, VariableLookup};
 use crate::schema::{ContextSchema, ContextType};
 use crate::value::Value;
 
-/// The context variable Proctor itself reads to skip tests for incognito users (§2.1).
+/// The context variable Proctor itself reads to skip tests for incognito users
+/// (docs/proctor.md §2.1).
 pub const INCOGNITO_VARIABLE: &str = "isIncognitoUser";
 
 /// Range lengths of an allocation must sum to 1 within this tolerance.
@@ -201,8 +203,9 @@ impl CompiledMatrix {
         // Second pass: dependencies, until no more tests fall.
         check_dependencies(&source, &mut compiled, &mut diagnostics);
 
-        // Evaluation order (§2.1): parents before children; otherwise by name, so that without
-        // dependencies results come out in Proctor's sorted order with no sorting per request.
+        // Evaluation order (docs/proctor.md §2.1): parents before children; otherwise by name, so
+        // that without dependencies results come out in Proctor's sorted order with no sorting per
+        // request.
         let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
         let mut ready: BinaryHeap<Reverse<&str>> = BinaryHeap::new();
         for (name, test) in &source.tests {
@@ -283,7 +286,7 @@ impl CompiledMatrix {
     }
 
     /// The valid tests as read, in document order (what `/proctor/matrix` serves).
-    pub fn to_test_matrix(&self) -> MatrixDocument {
+    pub fn to_document(&self) -> MatrixDocument {
         MatrixDocument {
             audit: self.audit.clone(),
             tests: self
@@ -568,8 +571,8 @@ fn compile_test(
     ))
 }
 
-/// §1.10 rule 9: drops tests whose `dependsOn` is invalid, repeating until stable so that a
-/// test depending (indirectly) on a dropped test is dropped too.
+/// Drops tests whose `dependsOn` is invalid (docs/proctor.md §1.10.9), repeating until stable so
+/// that a test depending (indirectly) on a dropped test is dropped too.
 fn check_dependencies(source: &MatrixDocument, compiled: &mut IndexMap<String, CompiledTest>, diagnostics: &mut Vec<Diagnostic>) {
     loop {
         let mut dropped = Vec::new();

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use crate::json::plain_double;
 pub use crate::payload::{Payload, PAYLOAD_TYPES};
 
-/// CompiledMatrix metadata (`Audit`, §1.3).
+/// CompiledMatrix metadata (`Audit`, docs/proctor.md §1.3).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Audit {
     /// The matrix version (numbers are coerced to text).
@@ -37,7 +37,7 @@ impl Audit {
     }
 }
 
-/// One outcome of a test (`TestBucket`, §1.6).
+/// One outcome of a test (`TestBucket`, docs/proctor.md §1.6).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bucket {
     /// The bucket's name (`""` when absent).
@@ -50,7 +50,7 @@ pub struct Bucket {
     pub payload: Option<Payload>,
 }
 
-/// One part of an allocation's traffic (`Range`, §1.8).
+/// One part of an allocation's traffic (`Range`, docs/proctor.md §1.8).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Range {
     /// The bucket this range assigns.
@@ -59,7 +59,7 @@ pub struct Range {
     pub length: f64,
 }
 
-/// A rule plus ranges (`Allocation`, §1.8).
+/// A rule plus ranges (`Allocation`, docs/proctor.md §1.8).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Allocation {
     /// The allocation rule; `None` matches everyone.
@@ -72,7 +72,7 @@ pub struct Allocation {
     pub name: String,
 }
 
-/// `dependsOn` (§1.4).
+/// `dependsOn` (docs/proctor.md §1.4).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DependsOn {
     /// The parent test.
@@ -90,12 +90,12 @@ pub struct Target {
     pub identifiers: Vec<String>,
 }
 
-/// One test (`ConsumableTestDefinition`, §1.4) with our optional extensions.
+/// One test (`ConsumableTestDefinition`, docs/proctor.md §1.4) with our optional extensions.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TestDefinition {
     /// Per-test version (numbers coerced to text).
     pub version: Option<String>,
-    /// Hash salt (§2.5).
+    /// Hash salt (docs/proctor.md §2.5).
     pub salt: Option<String>,
     /// Eligibility rule.
     pub rule: Option<String>,
@@ -119,9 +119,9 @@ pub struct TestDefinition {
     pub dynamic: bool,
     /// Evaluate even for requests with `isIncognitoUser=true`.
     pub evaluate_for_incognito_users: bool,
-    /// Use the unitless chooser (§2.7).
+    /// Use the unitless chooser (docs/proctor.md §2.7).
     pub enable_unitless_allocations: bool,
-    /// Computed by Proctor's builder (§2.7).
+    /// Computed by Proctor's builder (docs/proctor.md §2.7).
     pub contains_unitless_allocation: bool,
     /// Consumer logging only.
     pub force_logging: bool,
@@ -237,8 +237,8 @@ pub fn remove_el_braces(rule: &str) -> String {
     }
 }
 
-/// Whether an allocation rule is "unitless" (§2.7): it mentions `missingExperimentalUnit`, not
-/// negated with `!` and not compared with `== false`.
+/// Whether an allocation rule is "unitless" (docs/proctor.md §2.7): it mentions
+/// `missingExperimentalUnit`, not negated with `!` and not compared with `== false`.
 pub fn is_unitless_rule(rule: &str) -> bool {
     const NAME: &str = "missingExperimentalUnit";
     let compact: String = rule.chars().filter(|c| !c.is_whitespace()).collect();

@@ -1,4 +1,5 @@
-//! Evaluation (§2, §5): which bucket each test assigns to a request, and how it was reached.
+//! Evaluation (docs/proctor.md §2, §5): which bucket each test assigns to a request, and how it
+//! was reached.
 //! Evaluation never fails: a rule error leaves only its own test unassigned.
 
 use std::borrow::Cow;
@@ -200,8 +201,8 @@ impl CompiledMatrix {
         self.variable_index.get(name).copied()
     }
 
-    /// OpenFeature's reason for a result (flag-systems §4.1), as OFREP and the Python SDK report
-    /// it: `STATIC` (forced, or one bucket for everyone), `TARGETING_MATCH` (targets, or a rule
+    /// OpenFeature's reason for a result (docs/openfeature.md §1.2), as OFREP and the Python SDK
+    /// report it: `STATIC` (forced, or one bucket for everyone), `TARGETING_MATCH` (targets, or a rule
     /// chose a one-bucket allocation), `SPLIT` (hashed over several live buckets), `DEFAULT`
     /// (no bucket: not eligible, dependency unmet, fallback), `DISABLED` (incognito) and
     /// `ERROR` (no identifier, a rule failed).
@@ -303,7 +304,7 @@ impl CompiledMatrix {
     }
 
     fn run<'r, 'a>(&self, request: &'r Request<'a>) -> Run<'r, 'a> {
-        // §2.1: `isIncognitoUser` whose text is "true" ignoring case.
+        // docs/proctor.md §2.1: `isIncognitoUser` whose text is "true" ignoring case.
         let incognito = match request.context.get(self.incognito_slot) {
             Some(Some(Value::Bool(b))) => *b,
             Some(Some(Value::String(s))) => s.eq_ignore_ascii_case("true"),
@@ -316,7 +317,8 @@ impl CompiledMatrix {
         }
     }
 
-    /// One test for one request (`TestChooser.choose` with our targets, §2.2 and §5.3).
+    /// One test for one request: `TestChooser.choose` with our targets
+    /// (docs/proctor.md §2.2, §5.3).
     fn choose<'a>(&'a self, test: &'a CompiledTest, run: &Run<'_, 'a>, chosen: &[Option<i32>]) -> Assignment<'a> {
         let unassigned = |reason| Assignment { test: &test.name, bucket: None, payload: None, reason, version: test.definition.version.as_deref() };
         let assigned = |bucket: usize, reason| {
@@ -377,7 +379,8 @@ impl CompiledMatrix {
             match allocation.rule.evaluate(&run.env) {
                 Ok(false) => continue,
                 Ok(true) => {}
-                // An error ends the search: later allocations are not tried (§2.2).
+                // An error ends the search: later allocations are not tried
+                // (docs/proctor.md §2.2).
                 Err(e) => {
                     return unassigned(Reason::rule_error(format!("allocations[{i}].rule"), e.message))
                 }

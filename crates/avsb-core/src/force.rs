@@ -1,4 +1,4 @@
-//! Force groups (§5): a privileged override of assignments, written as
+//! Force groups (docs/proctor.md §5): a privileged override of assignments, written as
 //! `buttoncolortst2,abc-1,abc1;doubleValue:0.2,default_to_fallback`.
 
 use indexmap::IndexMap;
@@ -30,9 +30,9 @@ pub struct ForceGroups {
 }
 
 impl ForceGroups {
-    /// Parses the full format (§5.1): `<test><value>` tokens, optional `;<payloadType>:<json>`
-    /// payloads, and the `default_to_fallback` / `default_to_min_live` options. Tokens that do
-    /// not parse are skipped.
+    /// Parses the full format (docs/proctor.md §5.1): `<test><value>` tokens, optional
+    /// `;<payloadType>:<json>` payloads, and the `default_to_fallback` / `default_to_min_live`
+    /// options. Tokens that do not parse are skipped.
     pub fn parse(text: &str) -> ForceGroups {
         let mut out = ForceGroups::default();
         let bytes = text.as_bytes();
@@ -57,7 +57,7 @@ impl ForceGroups {
         out
     }
 
-    /// Parses as Pipet does (§5.4): only the test-to-bucket map is kept.
+    /// Parses as Pipet does (docs/proctor.md §5.4): only the test-to-bucket map is kept.
     pub fn parse_pipet(text: &str) -> ForceGroups {
         ForceGroups { groups: ForceGroups::parse(text).groups, ..ForceGroups::default() }
     }

@@ -1,9 +1,9 @@
 //! Java's number parsing and printing, as Pipet's converters and the EL engine use them.
 //!
 //! Context values arrive as text and are converted with `Long.valueOf`, `Double.valueOf` and
-//! friends (reference §6.6); EL coerces strings to numbers the same way (§3.4). The accepted
-//! syntax differs from Rust's (`Double.valueOf` trims control characters and takes a `d`/`f`
-//! suffix; Rust takes `inf`), so it is spelled out here once.
+//! friends (docs/proctor.md §6.6); EL coerces strings to numbers the same way (§3.4). The
+//! accepted syntax differs from Rust's (`Double.valueOf` trims control characters and takes a
+//! `d`/`f` suffix; Rust takes `inf`), so it is spelled out here once.
 
 /// Java's `NumberFormatException`: the text is not a number of the requested type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 use crate::json::{kind, write_json};
 use crate::lenient::{self, each, object, At, FieldError};
 
-/// A bucket's typed value (§1.7), plus our boolean extension.
+/// A bucket's typed value (docs/proctor.md §1.7), plus our boolean extension.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     /// `doubleValue`

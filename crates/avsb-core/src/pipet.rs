@@ -1,6 +1,6 @@
-//! Pipet's `/groups/identify` (§6.3) over raw request values: the one place that turns text
-//! parameters into a request and an evaluation into Pipet's `data` object. The command line and
-//! the server both use it, so they answer alike.
+//! Pipet's `/groups/identify` (docs/proctor.md §6.3) over raw request values: the one place that
+//! turns text parameters into a request and an evaluation into Pipet's `data` object. The command
+//! line and the server both use it, so they answer alike.
 
 use std::borrow::Cow;
 

@@ -191,15 +191,15 @@ fn read_target(v: &Json, at: &At<'_>) -> Result<Target, FieldError> {
     Ok(Target { bucket_value, identifiers })
 }
 
-/// Reads a stored single-test `TestDefinition` (§1.5) and converts it to the consumable form:
-/// `specialConstants` overlay `constants`, `__COUNTRIES` becomes a rule clause, rules are
-/// normalised to `${...}`, and `containsUnitlessAllocation` is computed.
+/// Reads a stored single-test `TestDefinition` (docs/proctor.md §1.5) and converts it to the
+/// consumable form: `specialConstants` overlay `constants`, `__COUNTRIES` becomes a rule clause,
+/// rules are normalised to `${...}`, and `containsUnitlessAllocation` is computed.
 pub fn read_stored_test(text: &str) -> Result<TestDefinition, FieldError> {
     let json: Json = parse_lenient_json(text).map_err(|e| At::ROOT.error(e))?;
     stored_to_consumable(&json)
 }
 
-/// Converts a parsed stored `TestDefinition` to the consumable form (§1.5).
+/// Converts a parsed stored `TestDefinition` to the consumable form (docs/proctor.md §1.5).
 pub fn stored_to_consumable(json: &Json) -> Result<TestDefinition, FieldError> {
     let mut test = read_test(json, true)?;
     let special = match json.get("specialConstants") {

@@ -1,4 +1,5 @@
-//! The context schema: Pipet's configuration of context variables and identifiers (§6.6).
+//! The context schema: Pipet's configuration of context variables and identifiers
+//! (docs/proctor.md §6.6).
 //!
 //! A schema names the context variables rules may use (with their Java types, where a request
 //! carries them and their defaults) and the identifier types a request may carry. The same JSON
@@ -191,7 +192,7 @@ fn effective_key(source: Source, prefix: &str, key: &str) -> String {
     }
 }
 
-/// Proctor's six test types (§4). RANDOM takes no identifier.
+/// Proctor's six test types (docs/proctor.md §4). RANDOM takes no identifier.
 pub const PROCTOR_TEST_TYPES: [&str; 6] = ["USER", "ACCOUNT", "EMAIL", "RANDOM", "PAGE", "COMPANY"];
 
 /// A schema document that cannot be used.
@@ -363,7 +364,7 @@ pub fn canonical_identifier_type(name: &str) -> String {
         .map_or_else(|| name.to_string(), |t| t.to_string())
 }
 
-/// A request Pipet would refuse, with its status and exact message (§6.2).
+/// A request Pipet would refuse, with its status and exact message (docs/proctor.md §6.2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct RequestError {

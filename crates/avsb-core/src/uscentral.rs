@@ -1,4 +1,4 @@
-//! Proctor's `updatedDate`: the audit time in zone US/Central (§1.3).
+//! Proctor's `updatedDate`: the audit time in zone US/Central (docs/proctor.md §1.3).
 
 use chrono::TimeZone;
 

@@ -98,8 +98,9 @@ impl Value {
         Value::Int(n, IntKind::Long)
     }
 
-    /// The value Jackson gives a JSON value read into `Map<String, Object>` (test constants, §1.9):
-    /// integers become `Integer` (or `Long` when large), decimals `Double`, arrays `List`, objects `Map`.
+    /// The value Jackson gives a JSON value read into `Map<String, Object>` (test constants;
+    /// docs/proctor.md §1.9): integers become `Integer` (or `Long` when large), decimals `Double`,
+    /// arrays `List`, objects `Map`.
     pub fn from_json(json: &serde_json::Value) -> Value {
         match json {
             serde_json::Value::Null => Value::Null,

@@ -31,8 +31,8 @@ fn context_type(name: &str) -> Result<Option<ContextType>> {
     ContextType::from_name(name).map(Some).ok_or_else(|| anyhow!("unknown schema type {name:?}"))
 }
 
-/// Pipet's conversion of a raw context value (reference §6.6); text for an unknown type stays a
-/// String, and structured JSON is only allowed for an unknown type.
+/// Pipet's conversion of a raw context value (docs/proctor.md §6.6); text for an unknown type
+/// stays a String, and structured JSON is only allowed for an unknown type.
 fn convert(ty: Option<ContextType>, raw: &Json) -> Result<Value> {
     match (ty, raw.as_str()) {
         (Some(ty), Some(text)) => ty.convert(text).map_err(|e| anyhow!("cannot convert {text:?} to {ty:?}: {e}")),
