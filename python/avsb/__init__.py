@@ -11,6 +11,7 @@ Importing ``avsb`` never imports Django; the Django layers live in ``avsb.contri
 
 from avsb import _native
 from avsb._native import Engine, FlagDetails, MatrixError, RequestError, Scope
+from avsb.client import AvsbClient
 from avsb.config import ConfigError
 from avsb.server import AvsbServer, default_server
 from avsb.assignment import GroupAssignment
@@ -20,6 +21,7 @@ _native._set_group_assignment_type(GroupAssignment)
 __version__ = "0.1.0"
 
 __all__ = [
+    "AvsbClient",
     "AvsbServer",
     "ConfigError",
     "Engine",

@@ -3,7 +3,11 @@
 from typing import Any, Final, Mapping, Sequence
 
 REASONS: Final[list[str]]
+"""OpenFeature's reasons the SDK reports."""
 ERROR_CODES: Final[list[str]]
+"""OpenFeature's error codes the SDK reports."""
+PROCTOR_TEST_TYPES: Final[list[str]]
+"""Proctor's test types: ``USER``, ``ACCOUNT``, ``EMAIL``, ``RANDOM`` (no identifier), ``PAGE``, ``COMPANY``."""
 
 class MatrixError(ValueError):
     """A matrix, schema or datafile that cannot be used."""
@@ -137,3 +141,13 @@ def payload_types() -> list[str]: ...
 def core_version() -> str: ...
 def parse_user_agent(text: str) -> dict[str, Any]:
     """The engine's reading of a User-Agent header (Pipet's UserAgent bean)."""
+def canonical_identifier_type(name: str) -> str:
+    """The identifier type a name stands for: one of Proctor's test types whatever its case
+    (``user`` → ``USER``), a custom type as written (``device``)."""
+def is_variable_name(name: str) -> bool:
+    """Whether a rule can read ``name`` as a variable: one identifier of the rule language, and
+    not one of its reserved words (``and``, ``empty``, ``div``, ...)."""
+def rule_literal(value: str | int | float | bool) -> str:
+    """A value as a rule literal that reads back as that value (``'it\\'s'``, ``42``, ``0.5``,
+    ``true``). Raises ``ValueError`` for an int outside the 64-bit range or a float that is not
+    finite, ``TypeError`` for any other type."""

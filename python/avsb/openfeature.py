@@ -38,6 +38,9 @@ from openfeature.flag_evaluation import FlagResolutionDetails, Reason
 from openfeature.provider import AbstractProvider, Metadata
 from openfeature.track import TrackingEventDetails
 
+from avsb import _native
+from avsb.client import AvsbClient
+
 __all__ = ["AvsbProvider", "to_avsb_context"]
 
 logger = logging.getLogger("avsb")
@@ -81,7 +84,7 @@ def to_avsb_context(evaluation_context: EvaluationContext | None) -> dict[str, A
     return context
 
 
-def _resolution(details: Any) -> FlagResolutionDetails[Any]:
+def _resolution(details: _native.FlagDetails) -> FlagResolutionDetails[Any]:
     """A native ``FlagDetails`` as OpenFeature's ``FlagResolutionDetails``."""
     error_code = None
     if details.error_code is not None:
@@ -105,7 +108,7 @@ def _failed(default: Any, error: Exception) -> FlagResolutionDetails[Any]:
     )
 
 
-def _changed_tests(old: Any, new: Any) -> list[str]:
+def _changed_tests(old: _native.Engine | None, new: _native.Engine) -> list[str]:
     """The names of the tests a new matrix adds, removes or changes."""
     if old is None:
         return sorted(new.test_names)
@@ -124,7 +127,7 @@ class AvsbProvider(AbstractProvider):
 
     def __init__(
         self,
-        server: Any = None,
+        server: AvsbClient | None = None,
         *,
         owns_server: bool | None = None,
         ready_timeout: float = 5.0,
@@ -150,7 +153,7 @@ class AvsbProvider(AbstractProvider):
         # The server keeps its listeners for its lifetime: hold the provider weakly.
         ref = weakref.ref(self)
 
-        def listener(engine: Any) -> None:
+        def listener(engine: _native.Engine) -> None:
             provider = ref()
             if provider is not None:
                 provider._matrix_changed(engine)
@@ -158,7 +161,7 @@ class AvsbProvider(AbstractProvider):
         server.on_change(listener)
 
     @property
-    def server(self) -> Any:
+    def server(self) -> AvsbClient:
         """The server this provider evaluates with."""
         return self._server
 
@@ -191,7 +194,7 @@ class AvsbProvider(AbstractProvider):
         if self._owns_server:
             self._server.close_sync()
 
-    def _matrix_changed(self, engine: Any) -> None:
+    def _matrix_changed(self, engine: _native.Engine) -> None:
         """The server's ``on_change`` listener: READY after a failed start, else
         CONFIGURATION_CHANGED with the tests that changed."""
         with self._lock:

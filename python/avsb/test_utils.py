@@ -64,33 +64,13 @@ logger = logging.getLogger("avsb")
 #: context carries: ``'|kind.attribute|kind.attribute|'``.
 PRESENT_VARIABLE = "_avsb_present"
 
-# Words the rule language reserves (reference §3.3): never attribute names.
-_EL_RESERVED = frozenset("and or not eq ne lt gt le ge true false null empty div mod instanceof".split())
-_ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _KIND_NAME = re.compile(r"[A-Za-z0-9._-]+\Z")
+# What a longValue payload holds: a Java long.
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
 # An allocation no context matches: a test needs at least one, and a flag that is off without
 # an off variation (or on without a fallthrough) must leave everyone unassigned.
 _NEVER = {"rule": "${false}", "ranges": [{"bucketValue": 0, "length": 1.0}]}
-
-_proctor_types: tuple[str, ...] | None = None
-
-
-def _proctor_identifier_types() -> tuple[str, ...]:
-    """The identifier types every matrix knows (the engine's permissive schema), plus RANDOM."""
-    global _proctor_types
-    if _proctor_types is None:
-        engine = _native.Engine.from_matrix('{"audit": {"version": "0"}, "tests": {}}')
-        _proctor_types = (*engine.identifier_types, "RANDOM")
-    return _proctor_types
-
-
-def _identifier_type_for(kind: str) -> str:
-    """The identifier type a context kind stands for: Proctor's types upper-cased, custom types
-    as written (``user`` → ``USER``, ``device`` → ``device``)."""
-    upper = kind.upper()
-    return upper if upper in _proctor_identifier_types() else kind
 
 
 def _check_kind(kind: Any) -> str:
@@ -106,38 +86,19 @@ def _check_attribute(attribute: Any) -> str:
         raise ValueError(
             f"rules cannot test the context's {attribute!r}: target keys with variation_for_key()/variation_for_user()"
         )
-    if not _ATTRIBUTE_NAME.match(attribute) or attribute in _EL_RESERVED:
+    if not _native.is_variable_name(attribute):
         raise ValueError(
-            f"{attribute!r} cannot be used in a rule: attribute names must be identifiers "
-            "(letters, digits and '_', not starting with a digit) and not a reserved word of the rule language"
+            f"{attribute!r} cannot be used in a rule: attribute names must be identifiers of the rule language "
+            "(letters, digits, '_' and '$', not starting with a digit) and not one of its reserved words"
         )
     if attribute.startswith("_avsb"):
         raise ValueError(f"attribute names starting with '_avsb' are reserved, not {attribute!r}")
-    if attribute.upper() in _proctor_identifier_types():
+    if _native.canonical_identifier_type(attribute) in _native.PROCTOR_TEST_TYPES:
         raise ValueError(
             f"{attribute!r} names an identifier type, so a context attribute of that name is an identifier, "
             "not a variable: target it with variation_for_key() and identifier_type()"
         )
     return attribute
-
-
-def _literal(value: Any) -> str:
-    """A value as a literal of the rule language: strings quoted and escaped, numbers and bools
-    bare."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        if not _LONG_MIN <= value <= _LONG_MAX:
-            raise ValueError(f"{value} does not fit in a 64-bit integer")
-        # -2^63 has no literal (2^63 does not fit a long), as in Java.
-        return "(-9223372036854775807 - 1)" if value == _LONG_MIN else str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{value} cannot be compared in a rule")
-        return repr(value)
-    if isinstance(value, str):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    raise TypeError(f"rule values must be str, int, float or bool, not {type(value).__name__}")
 
 
 def _type_tag(value: Any) -> str:
@@ -178,7 +139,7 @@ class _Clause:
             body = self.values[0]
             return body if alone else f"({body})"
         guard = f"fn:contains({PRESENT_VARIABLE}, '|{self.kind.lower()}.{self.attribute}|')"
-        tests = [f"{self.attribute} == {_literal(v)}" for v in self.values] or ["false"]
+        tests = [f"{self.attribute} == {_native.rule_literal(v)}" for v in self.values] or ["false"]
         test = " || ".join(tests)
         if self.negate:
             return f"{guard} && !({test})"
@@ -334,7 +295,7 @@ class FlagBuilder:
     def variation_for_key(self, context_kind: str, key: str, variation: bool | int) -> FlagBuilder:
         """Serves ``variation`` to the context of this kind with this key (the kind must be the
         flag's identifier type: see ``identifier_type``)."""
-        identifier_type = _identifier_type_for(_check_kind(context_kind))
+        identifier_type = _native.canonical_identifier_type(_check_kind(context_kind))
         if not isinstance(key, str) or not key:
             raise ValueError(f"a context key must be a non-empty string, not {key!r}")
         index = self._index(variation)
@@ -384,7 +345,7 @@ class FlagBuilder:
     def identifier_type(self, identifier_type: str) -> FlagBuilder:
         """The identifier type the flag hashes and targets (``USER`` by default; ``ACCOUNT``,
         ``EMAIL``, ``PAGE``, ``COMPANY``, ``RANDOM`` or a custom type)."""
-        self._identifier_type = _identifier_type_for(_check_kind(identifier_type))
+        self._identifier_type = _native.canonical_identifier_type(_check_kind(identifier_type))
         return self
 
     def salt(self, salt: str) -> FlagBuilder:
@@ -538,7 +499,7 @@ class FlagRuleBuilder:
         kind = _check_kind(context_kind)
         attribute = _check_attribute(attribute)
         for v in values:
-            _literal(v)  # refuse what a rule cannot compare now, not at build()
+            _native.rule_literal(v)  # refuse what a rule cannot compare now, not at build()
         self._clauses.append(_Clause(kind, attribute, tuple(values), negate))
         return self
 
@@ -739,14 +700,17 @@ class MockAvsbServer(_native.Evaluator):
     def _schema_for(self, flags: Mapping[str, BuiltFlag]) -> dict[str, Any] | None:
         """The schema to compile with: none (the permissive one) unless one was given or a flag
         uses a custom identifier type; then the given one plus what the built flags need."""
-        builtin = {t.upper() for t in _proctor_identifier_types()}
-        custom = {f.identifier_type for f in flags.values() if f.identifier_type.upper() not in builtin}
+        custom = {
+            f.identifier_type
+            for f in flags.values()
+            if _native.canonical_identifier_type(f.identifier_type) not in _native.PROCTOR_TEST_TYPES
+        }
         if self._schema is None and not custom:
             return None
         if self._schema is not None:
             doc = copy.deepcopy(self._schema)
         else:
-            types = [t for t in _proctor_identifier_types() if t != "RANDOM"]
+            types = [t for t in _native.PROCTOR_TEST_TYPES if t != "RANDOM"]
             doc = {"context": {}, "identifiers": {t: {"source": "QUERY"} for t in types}}
         context = doc.setdefault("context", {})
         identifiers = doc.setdefault("identifiers", {})

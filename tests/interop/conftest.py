@@ -4,14 +4,14 @@ Every test here talks HTTP to the server binary that `cargo build -p avsb` produ
 unmodified packages from PyPI (django-proctor, openfeature-provider-ofrep). The process harness
 is shared with the avsb package's tests (tests/harness/avsb_process.py).
 
-Django is configured once for the whole session with the project in `djangoproject/`, whose
-settings module is the top-level `settings` because django-proctor's `proctor.settings`
-imports `sys.modules["settings"]` (reference §7.8).
+Django is configured once for the whole session with the site in tests/harness/proctorsite,
+running the real django-proctor (`proctor`); python/tests/proctor runs the same site with
+avsb.contrib.proctor. Its settings module is the top-level `settings` because django-proctor's
+`proctor.settings` imports `sys.modules["settings"]` (docs/proctor.md §7.8).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -19,18 +19,14 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-DJANGO_PROJECT = HERE / "djangoproject"
 sys.path.insert(0, str(HERE.parent / "harness"))
 
+import proctor_site  # noqa: E402
 from avsb_process import AvsbProcess, HarnessError  # noqa: E402
 
 
 def pytest_configure(config):
-    sys.path.insert(0, str(DJANGO_PROJECT))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "settings"
-    import django
-
-    django.setup()
+    proctor_site.set_up("proctor")
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
 Each request goes through Django's test client into `demo.middleware.DemoProctorMiddleware`
 (a plain `BaseProctorMiddleware` subclass), which calls the server over HTTP with `requests`.
 What lands on `request.proc` is compared with the server's own `/groups/identify` answer, with
-the pinned example of the Proctor reference (§6.3), and with what django-proctor promises
-(§7): unassigned tests, `str(proc)`, caching, lazy loading, force groups and failures.
+the pinned example in docs/proctor.md §6.3, and with what django-proctor promises
+(docs/proctor.md §7): unassigned tests, `str(proc)`, caching, lazy loading, force groups and failures.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import pytest
 from django.conf import settings
 from django.core.cache import caches
 from django.test import Client, override_settings
+from django.urls import resolve
 from proctor import identify
+from proctor.middleware import BaseProctorMiddleware
 
-from demo.middleware import PRIVILEGE_HEADER
+from demo.middleware import PRIVILEGE_HEADER, DemoProctorMiddleware
 from proctor_extra_tests import EXTRA_TESTS  # tests/harness, shared by both proctor suites
 
 UNASSIGNED = [None, None, None]
@@ -36,6 +38,14 @@ def server(avsb_server):
     for name, definition in EXTRA_TESTS.items():
         avsb_server.put_test(name, definition)
     return avsb_server
+
+
+def test_the_site_runs_the_real_django_proctor():
+    """tests/harness/proctorsite runs whichever package its settings name; here, django-proctor."""
+    assert settings.PROCTOR_PACKAGE == "proctor"
+    assert settings.INSTALLED_APPS[0] == "proctor"
+    assert issubclass(DemoProctorMiddleware, BaseProctorMiddleware)
+    assert resolve("/private/forcegroups/").func.view_class.__module__ == "proctor.views.private"
 
 
 @pytest.fixture
@@ -106,7 +116,7 @@ def test_request_proc_equals_the_servers_own_assignment(proctor, query):
 
 
 def test_the_pinned_pipet_example(proctor):
-    """Reference §6.3: pa5xq0lz4n80, logged in, forced into buttoncolortst2."""
+    """docs/proctor.md §6.3: pa5xq0lz4n80, logged in, forced into buttoncolortst2."""
     query = {"user": "pa5xq0lz4n80", "loggedIn": "true"}
     _, data = page(Client(), **query)
     assert data["groups"]["newfeaturerollout"] == ["active", 0, None]

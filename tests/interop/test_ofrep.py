@@ -3,7 +3,7 @@
 `OFREPProvider` posts every evaluation to `/ofrep/v1/evaluate/flags/{key}` with the SDK key as
 bearer token and checks the JSON type of `value` itself, so these tests prove that the server's
 answers have the types, variants and reasons that a stock OpenFeature client accepts
-(flag-systems §4.2). Flags of every payload type are added to the development environment
+(docs/openfeature.md §2). Flags of every payload type are added to the development environment
 through the admin API; the demo matrix supplies checkout-v2 (boolean) and ui-theme (string).
 """
 

@@ -231,3 +231,28 @@ fn native_value(value: &Bound<'_, PyAny>) -> Result<Value, String> {
     }
     Err(format!("{} is not a str, int, float or bool", type_name(value)))
 }
+
+/// Identifiers straight from a context when no matrix is loaded yet (kind upper-cased).
+pub fn identifiers_without_engine(context: &Bound<'_, PyAny>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Ok(dict) = context.cast::<PyDict>() else { return out };
+    let key_of = |d: &Bound<'_, PyDict>| -> Option<String> {
+        let k = d.get_item("key").ok()??;
+        if k.is_none() {
+            return None;
+        }
+        k.str().ok().and_then(|s| s.to_str().ok().map(str::to_string))
+    };
+    let kind: String = dict.get_item("kind").ok().flatten().and_then(|k| k.extract().ok()).unwrap_or_else(|| "user".into());
+    if kind == "multi" {
+        for (name, sub) in dict.iter() {
+            let (Ok(name), Ok(sub)) = (name.extract::<String>(), sub.cast::<PyDict>()) else { continue };
+            if let Some(k) = key_of(sub) {
+                out.push((name.to_ascii_uppercase(), k));
+            }
+        }
+    } else if let Some(k) = key_of(dict) {
+        out.push((kind.to_ascii_uppercase(), k));
+    }
+    out
+}

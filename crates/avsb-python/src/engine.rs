@@ -14,7 +14,7 @@ use rustc_hash::FxHashMap;
 use serde_json::Value as Json;
 
 use crate::convert::{json_to_py, payload_is_immutable, payload_to_py};
-use crate::MatrixError;
+use crate::errors::{MatrixError, RequestError};
 
 /// Where a context attribute goes.
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +102,15 @@ pub struct EngineData {
 }
 
 impl EngineData {
+    /// A random number for RANDOM tests, drawn only when the matrix has some.
+    pub fn random_seed(&self) -> Option<u64> {
+        if self.has_random_tests {
+            getrandom::u64().ok()
+        } else {
+            None
+        }
+    }
+
     /// Compiles a matrix against a schema (the CPU-heavy part runs without the interpreter lock).
     fn build(
         py: Python<'_>,
@@ -351,7 +360,7 @@ impl Engine {
 
     /// The matrix as Proctor's `TestMatrixArtifact` JSON, as a dict.
     fn matrix(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        json_to_py(py, &self.data.matrix.to_test_matrix().to_json(false))
+        json_to_py(py, &self.data.matrix.to_document().to_json(false))
     }
 
     /// Pipet's `/groups/identify` over this matrix, as the server and `avsb eval` answer it:
@@ -393,7 +402,7 @@ impl Engine {
                 let reasons: serde_json::Map<String, Json> = reasons.into_iter().collect();
                 json_to_py(py, &serde_json::json!({"data": data, "reasons": reasons}))
             }
-            Err(e) => Err(crate::RequestError::new_err((e.status, e.message))),
+            Err(e) => Err(RequestError::new_err((e.status, e.message))),
         }
     }
 

@@ -20,6 +20,7 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from avsb import _native
+from avsb.client import AvsbClient
 from avsb.server import default_server
 
 __all__ = ["AvsbLifespan"]
@@ -43,14 +44,14 @@ class AvsbLifespan:
     def __init__(
         self,
         application: Callable[[Scope, Receive, Send], Awaitable[None]],
-        server: _native.Evaluator | Callable[[], _native.Evaluator | None] | None = None,
+        server: AvsbClient | Callable[[], AvsbClient | None] | None = None,
         ready_timeout: float = 5.0,
     ) -> None:
         self.application = application
         self._server = server
         self.ready_timeout = ready_timeout
 
-    def server(self) -> Any:
+    def server(self) -> AvsbClient | None:
         """The server this handler manages, or ``None``."""
         if self._server is None:
             return default_server()

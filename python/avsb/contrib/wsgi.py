@@ -13,26 +13,10 @@ that forwards to it). The scope is built the first time a view touches it, so mi
 after this one (sessions, authentication) has run by then, and a request whose view never reads a
 flag costs almost nothing.
 
-``AVSB_MIDDLEWARE_OPTIONS`` (a dict; every option is checked when the middleware is built, and a
-bad one raises ``ImproperlyConfigured`` at start, never during a request):
-
-``context_from``
-    ``callable(request) -> dict`` (or its dotted path): the request's context, e.g.
-    ``{'kind': 'user', 'key': str(request.user.id), 'plan': ...}``. Default: the anonymous context
-    ``{'kind': 'user', 'key': <the anonymous cookie>, 'anonymous': True}``.
-``is_privileged``
-    ``callable(request) -> bool`` (or its dotted path): whether the request may force groups.
-    Default: no request may.
-``anonymous_cookie``
-    The cookie that keeps an anonymous visitor's key (default ``'avsb_anon'``); ``None`` turns the
-    cookie off and every anonymous visitor gets the key ``'anonymous'``.
-``force_groups_param``
-    The query parameter and cookie that carry force groups (default ``'prforceGroups'``).
-``server``
-    The ``AvsbServer`` to evaluate with, or a zero-argument callable (or its dotted path) that
-    returns one, called on the first request. Default: ``avsb.default_server()`` (the guide's
-    ``AppConfig.ready()`` creates it), else one ``AvsbServer()`` made on the first request from
-    ``AVSB_SDK_KEY`` and ``AVSB_BASE_URL``.
+``AVSB_MIDDLEWARE_OPTIONS`` chooses the context (``context_from``), who may force groups
+(``is_privileged``), the cookies (``anonymous_cookie``, ``force_groups_param``) and the server
+(``server``); :mod:`avsb.contrib.conf` lists them with their defaults. A bad option raises
+``ImproperlyConfigured`` when the middleware is built, never during a request.
 
 The request path never raises because of A vs B: a ``context_from`` or ``is_privileged`` that
 raises is logged (the anonymous context, and no privilege, are used instead); without a server, or
@@ -47,45 +31,32 @@ import threading
 import uuid
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, SynchronousOnlyOperation
+from django.core.exceptions import SynchronousOnlyOperation
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_vary_headers
-from django.utils.module_loading import import_string
 
 from avsb import _native
-from avsb.config import setting
+from avsb.client import AvsbClient
+from avsb.contrib.conf import (
+    ANONYMOUS_COOKIE_MAX_AGE,
+    ANONYMOUS_KEY,
+    SETTING,
+    MiddlewareOptions,
+    ServerOption,
+    check_can_make_server,
+)
 from avsb.server import AvsbServer, default_server
 
 __all__ = ["AvsbMiddleware", "LazyScope", "MiddlewareOptions", "defaults_scope", "request_scope"]
 
 logger = logging.getLogger("avsb")
 
-SETTING = "AVSB_MIDDLEWARE_OPTIONS"
-
-# The key every anonymous visitor shares when the anonymous cookie is turned off.
-ANONYMOUS_KEY = "anonymous"
-ANONYMOUS_COOKIE_MAX_AGE = 365 * 24 * 60 * 60
-
 # A key we made is a uuid4's hex; one from an older cookie may be any short, plain token. Anything
 # else is untrusted input we do not hash: the visitor gets a new key.
 _ANONYMOUS_KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# RFC 6265 token characters: what a cookie name (and our query parameter) may hold.
-_COOKIE_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-ServerOption = Union[_native.Evaluator, Callable[[], _native.Evaluator], None]
-
-OPTION_DEFAULTS: dict[str, Any] = {
-    "context_from": None,
-    "is_privileged": None,
-    "anonymous_cookie": "avsb_anon",
-    "force_groups_param": "prforceGroups",
-    "server": None,
-}
 
 # Evaluates with no matrix at all: every flag answers the caller's default and nothing is sent.
 # It stands in wherever there is no server, so callers always get a full Scope.
@@ -104,106 +75,20 @@ def request_scope(request: HttpRequest | None) -> Any:
     return scope if scope is not None else defaults_scope()
 
 
-@dataclass(frozen=True)
-class MiddlewareOptions:
-    """``AVSB_MIDDLEWARE_OPTIONS``, checked."""
-
-    context_from: Callable[[HttpRequest], Any] | None
-    is_privileged: Callable[[HttpRequest], Any] | None
-    anonymous_cookie: str | None
-    force_groups_param: str
-    server: ServerOption
-
-    @classmethod
-    def from_settings(cls) -> MiddlewareOptions:
-        """Reads and checks the setting; raises ``ImproperlyConfigured`` naming what is wrong."""
-        raw = getattr(settings, SETTING, None)
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, Mapping):
-            raise ImproperlyConfigured(f"{SETTING} must be a dict, not {type(raw).__name__}")
-        valid = ", ".join(repr(k) for k in OPTION_DEFAULTS)
-        for key in raw:
-            if key not in OPTION_DEFAULTS:
-                raise ImproperlyConfigured(f"{SETTING} has an unknown option {key!r}; the options are {valid}")
-        options = {**OPTION_DEFAULTS, **raw}
-        return cls(
-            context_from=_callable_option("context_from", options["context_from"]),
-            is_privileged=_callable_option("is_privileged", options["is_privileged"]),
-            anonymous_cookie=_name_option("anonymous_cookie", options["anonymous_cookie"], allow_none=True),
-            force_groups_param=_name_option("force_groups_param", options["force_groups_param"], allow_none=False),
-            server=_server_option(options["server"]),
-        )
-
-
-def _import_option(name: str, value: str) -> Any:
-    try:
-        return import_string(value)
-    except ImportError as e:
-        raise ImproperlyConfigured(f"{SETTING}[{name!r}] = {value!r} cannot be imported: {e}") from e
-
-
-def _callable_option(name: str, value: Any) -> Callable[[HttpRequest], Any] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = _import_option(name, value)
-    if not callable(value):
-        raise ImproperlyConfigured(
-            f"{SETTING}[{name!r}] must be a callable taking the request (or its dotted path), not {type(value).__name__}"
-        )
-    return value
-
-
-def _name_option(name: str, value: Any, *, allow_none: bool) -> str | None:
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, str) or not _COOKIE_NAME_RE.fullmatch(value):
-        expected = "a cookie name (letters, digits and !#$%&'*+-.^_`|~) or None" if allow_none else "a non-empty name of letters, digits and !#$%&'*+-.^_`|~"
-        raise ImproperlyConfigured(f"{SETTING}[{name!r}] must be {expected}, not {value!r}")
-    return value
-
-
-def _server_option(value: Any) -> ServerOption:
-    if isinstance(value, str):
-        value = _import_option("server", value)
-    if value is None or isinstance(value, _native.Evaluator):
-        return value
-    if callable(value):
-        return value
-    raise ImproperlyConfigured(
-        f"{SETTING}['server'] must be an AvsbServer or a callable that returns one, not {type(value).__name__}"
-    )
-
-
-def _check_can_make_server() -> None:
-    """Without a server option or a default server, the first request makes ``AvsbServer()``:
-    what it needs must be there now, so that a mistake shows at start."""
-    sdk_key = setting("AVSB_SDK_KEY")
-    if not sdk_key:
-        raise ImproperlyConfigured(
-            "AvsbMiddleware has no server: set AVSB_SDK_KEY (in Django's settings or the environment), "
-            f"create an AvsbServer in an AppConfig.ready(), or pass {SETTING}['server']"
-        )
-    if not isinstance(sdk_key, str):
-        raise ImproperlyConfigured(f"AVSB_SDK_KEY must be a string, not {type(sdk_key).__name__}")
-    base_url = setting("AVSB_BASE_URL")
-    if base_url is not None and not (isinstance(base_url, str) and base_url.startswith(("http://", "https://"))):
-        raise ImproperlyConfigured(f"AVSB_BASE_URL must start with http:// or https://, not {base_url!r}")
-
-
 class _ServerSource:
     """Finds the evaluator once per need: the configured one, the process's default server, or
     one made on the first request. Thread-safe; never raises."""
 
     def __init__(self, configured: ServerOption) -> None:
-        self._given = configured if isinstance(configured, _native.Evaluator) else None
-        self._factory = configured if configured is not None and self._given is None else None
-        self._server: _native.Evaluator | None = None
+        self._given: AvsbClient | None = configured if isinstance(configured, _native.Evaluator) else None
+        self._factory: Callable[[], AvsbClient] | None = None
+        if configured is not None and self._given is None:
+            self._factory = configured
+        self._server: AvsbClient | None = None
         self._gave_up = False
         self._lock = threading.Lock()
 
-    def get(self) -> _native.Evaluator:
+    def get(self) -> AvsbClient | _native.Evaluator:
         if self._given is not None:
             return self._given
         if self._factory is not None:
@@ -218,7 +103,7 @@ class _ServerSource:
             return self._server
         return self._make()
 
-    def _from_factory(self) -> _native.Evaluator:
+    def _from_factory(self) -> AvsbClient | _native.Evaluator:
         if self._server is not None:
             return self._server
         with self._lock:
@@ -240,7 +125,7 @@ class _ServerSource:
                         self._gave_up = True
         return self._server if self._server is not None else _NO_SERVER
 
-    def _make(self) -> _native.Evaluator:
+    def _make(self) -> AvsbClient | _native.Evaluator:
         with self._lock:
             if self._server is None and not self._gave_up:
                 try:
@@ -316,7 +201,7 @@ class AvsbMiddleware:
         self.get_response = get_response
         self.options = MiddlewareOptions.from_settings()
         if self.options.server is None and default_server() is None:
-            _check_can_make_server()
+            check_can_make_server()
         self._servers = _ServerSource(self.options.server)
         self._async = iscoroutinefunction(get_response)
         if self._async:

@@ -1,4 +1,4 @@
-"""Each [BUG] of reference §1.3 (django-affect 1.1.0), shown fixed through real requests."""
+"""Each [BUG] of django-affect 1.1.0 (docs/django-affect.md §1.4), shown fixed through real requests."""
 
 from __future__ import annotations
 

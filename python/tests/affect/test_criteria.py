@@ -273,7 +273,7 @@ def test_device_type_more_mobiles(make, client, headers):
     ],
 )
 def test_device_type_django_affect_mobile_tokens_win(make, client, headers):
-    """§1.3 step 10: a UA with a mobile token is MOBILE before Opera Mini or the WAP Accept header count."""
+    """docs/django-affect.md §1.3 step 10: a UA with a mobile token is MOBILE before Opera Mini or the WAP Accept header count."""
     make.flag("mob")
     make.flag("dumb")
     make.criteria("d2", flags=["mob"], device_type=DEVICE_MOBILE)

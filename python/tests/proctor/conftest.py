@@ -1,8 +1,6 @@
-"""Fixtures for avsb.contrib.proctor: the real server binary (tests/harness) and the Django
-project in djangoproject/, a copy of tests/interop/djangoproject (the site that runs the real
-django-proctor) whose only differences are the import paths (test_switched_site.py checks it).
-
-Its settings module is the top-level `settings`, as in the original; pytest-django sets it up.
+"""Fixtures for avsb.contrib.proctor: the real server binary (tests/harness) and the Django site
+in tests/harness/proctorsite, the one tests/interop runs with the real django-proctor, here
+running avsb.contrib.proctor instead (its settings choose the package; nothing else differs).
 """
 
 from __future__ import annotations
@@ -17,7 +15,12 @@ sys.path.insert(0, str(HERE.parents[2] / "tests" / "harness"))
 
 pytest_plugins = ["avsb_fixtures"]
 
+import proctor_site  # noqa: E402
 from proctor_cases import EXTRA_TESTS  # noqa: E402
+
+
+def pytest_configure(config):
+    proctor_site.set_up("avsb.contrib.proctor")
 
 
 @pytest.fixture(scope="module")

@@ -196,7 +196,7 @@ def test_a_cached_assignment_does_not_call_the_server_again(pipet, method):
 
 @pytest.mark.parametrize("method", ["cache", "session"])
 def test_a_new_matrix_version_invalidates_cached_assignments(pipet, method):
-    """The version is learnt only from Pipet answers (reference §7.5): a cached entry survives a
+    """The version is learnt only from Pipet answers (docs/proctor.md §7.5): a cached entry survives a
     matrix change until a Pipet call (for another user, or after 5 minutes) reveals it."""
     with override_settings(PROCTOR_CACHE_METHOD=method):
         middleware = DemoProctorMiddleware(lambda r: None)

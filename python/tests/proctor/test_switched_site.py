@@ -1,34 +1,26 @@
 """A Django site that used django-proctor, switched to avsb.contrib.proctor by import paths.
 
-djangoproject/ is tests/interop/djangoproject (where the real django-proctor 1.2.1 runs) with
-`proctor.` replaced by `avsb.contrib.proctor.` in imports and dotted settings, and nothing else:
-the first test holds the two trees to that. The others run django-proctor's behaviours on it
-twice: evaluating locally (the deployment only adds AVSB_SDK_KEY and AVSB_BASE_URL to the
-environment) and asking the server's Pipet API (no SDK, PROCTOR_API_ROOT). Expected groups are
-always the server's own /groups/identify answer.
+The site is tests/harness/proctorsite, the one where tests/interop runs the real django-proctor
+1.2.1; its settings choose the package, so here it runs avsb.contrib.proctor with nothing else
+changed. The tests run django-proctor's behaviours on it twice: evaluating locally (the
+deployment only adds AVSB_SDK_KEY and AVSB_BASE_URL to the environment) and asking the server's
+Pipet API (no SDK, PROCTOR_API_ROOT). Expected groups are always the server's own
+/groups/identify answer.
 """
 
 from __future__ import annotations
-
-import re
-from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.cache import caches
 from django.test import Client, RequestFactory, override_settings
+from django.urls import resolve
 
 from avsb.contrib.proctor import identify, local
 from avsb.contrib.proctor.lazy import LazyProctorGroups
+from avsb.contrib.proctor.middleware import BaseProctorMiddleware
 from demo.middleware import DemoProctorMiddleware
 from proctor_cases import PRIVILEGE_HEADER, UNASSIGNED, page, proc_string, server_groups
-
-HERE = Path(__file__).resolve().parent
-OURS = HERE / "djangoproject"
-THEIRS = HERE.parents[2] / "tests" / "interop" / "djangoproject"
-
-# `proctor` as a module path: after `from `/`import `, or opening a quoted dotted path.
-IMPORT_PATH = re.compile(r"(?<=\bfrom )proctor(?=[. ])|(?<=\bimport )proctor\b|(?<=[\"'])proctor(?=[.\"'])")
 
 CASES = [
     {"user": "anon"},
@@ -40,25 +32,15 @@ CASES = [
 ]
 
 
-def source_files(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): p.read_text()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
-    }
-
-
-def test_the_project_differs_from_the_django_proctor_site_only_in_import_paths():
-    theirs, ours = source_files(THEIRS), source_files(OURS)
-    assert set(ours) == set(theirs)
-    assert {"settings.py", "demo/middleware.py", "demo/views.py", "demo/urls.py"} <= set(ours)
-    changed = 0
-    for name, text in theirs.items():
-        switched = IMPORT_PATH.sub("avsb.contrib.proctor", text)
-        changed += switched != text
-        assert ours[name] == switched, f"{name} differs from tests/interop beyond import paths"
-    # The middleware, the urls (private views) and the settings (app, context processor) switch.
-    assert changed == 3
+def test_the_site_runs_the_drop_in_in_place_of_django_proctor():
+    """The app, the context processor, the middleware's base class and the private views all
+    come from avsb.contrib.proctor."""
+    assert settings.PROCTOR_PACKAGE == "avsb.contrib.proctor"
+    assert settings.INSTALLED_APPS[0] == "avsb.contrib.proctor"
+    processors = settings.TEMPLATES[0]["OPTIONS"]["context_processors"]
+    assert "avsb.contrib.proctor.context_processors.proc" in processors
+    assert issubclass(DemoProctorMiddleware, BaseProctorMiddleware)
+    assert resolve("/private/forcegroups/").func.view_class.__module__ == "avsb.contrib.proctor.views.private"
 
 
 # -- the two ways of running it -----------------------------------------------------------------
@@ -117,7 +99,7 @@ def test_local_evaluation_asks_the_server_nothing_per_request(proctor, mode):
 
 
 def test_the_pinned_pipet_example(proctor):
-    """Reference §6.3: pa5xq0lz4n80, logged in, forced into buttoncolortst2."""
+    """docs/proctor.md §6.3: pa5xq0lz4n80, logged in, forced into buttoncolortst2."""
     query = {"user": "pa5xq0lz4n80", "loggedIn": "true"}
     _, data = page(Client(), **query)
     assert data["groups"]["newfeaturerollout"] == ["active", 0, None]

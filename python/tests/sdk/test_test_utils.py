@@ -725,6 +725,14 @@ def test_attributes_a_rule_cannot_read_raise(attribute):
         TestData.flag("f").if_match(attribute, "x")
 
 
+@pytest.mark.parametrize("attribute", ["caf\u00e9", "$plan", "notes", "_x1"])
+def test_any_name_the_rule_language_reads_as_a_variable_is_an_attribute(attribute):
+    flag = TestData.flag("f").fallthrough_variation(False).if_match(attribute, "yes").then_return(True)
+    mock = serve(flag)
+    assert mock.for_user(user(**{attribute: "yes"})).get_bool_flag("f", None) is True
+    assert mock.for_user(user(**{attribute: "no"})).get_bool_flag("f", None) is False
+
+
 @pytest.mark.parametrize("value", [None, [1], {"a": 1}, float("nan"), 2**64, object()])
 def test_values_a_rule_cannot_compare_raise(value):
     with pytest.raises((ValueError, TypeError)):

@@ -1,6 +1,8 @@
-//! The EL 2.2 tokenizer for the inside of one `${...}`.
+//! The EL 2.2 tokenizer for the inside of one `${...}`, and its inverse for literals (what
+//! tools that write rules, such as the Python package's test utilities, quote values with).
 
 use super::env::RuleDiagnostic;
+use crate::value::Value;
 
 /// One token kind. Keyword and symbol spellings of the same operator share a kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,12 +52,68 @@ fn syntax(message: String, span: (usize, usize)) -> RuleDiagnostic {
     RuleDiagnostic { code: "syntax_error", message, span: Some(span) }
 }
 
+/// The words EL reserves, with the token each one is; `instanceof` is reserved but not supported.
+static RESERVED_WORDS: [(&str, Option<Tok>); 16] = [
+    ("true", Some(Tok::True)),
+    ("false", Some(Tok::False)),
+    ("null", Some(Tok::Null)),
+    ("empty", Some(Tok::Empty)),
+    ("not", Some(Tok::Not)),
+    ("and", Some(Tok::And)),
+    ("or", Some(Tok::Or)),
+    ("eq", Some(Tok::Eq)),
+    ("ne", Some(Tok::Ne)),
+    ("lt", Some(Tok::Lt)),
+    ("gt", Some(Tok::Gt)),
+    ("le", Some(Tok::Le)),
+    ("ge", Some(Tok::Ge)),
+    ("div", Some(Tok::Div)),
+    ("mod", Some(Tok::Mod)),
+    ("instanceof", None),
+];
+
+fn reserved(word: &str) -> Option<&'static Option<Tok>> {
+    RESERVED_WORDS.iter().find(|(w, _)| *w == word).map(|(_, tok)| tok)
+}
+
 fn is_ident_start(c: char) -> bool {
     c.is_alphabetic() || c == '_' || c == '$'
 }
 
 fn is_ident_part(c: char) -> bool {
     c.is_alphanumeric() || c == '_' || c == '$'
+}
+
+/// Whether a rule can read `name` as a variable: one identifier, and not a reserved word.
+pub fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(is_ident_start) && chars.all(is_ident_part) && reserved(name).is_none()
+}
+
+/// A value as a rule literal that reads back as that value: `true`, `42`, `0.5`, `'it\'s'`
+/// (strings quoted, with `\` and `'` escaped). `None` for values a literal cannot write: numbers
+/// that are not finite, and anything but booleans, integers, doubles and strings.
+pub fn literal(value: &Value) -> Option<String> {
+    match value {
+        Value::Bool(b) => Some(b.to_string()),
+        // The smallest long has no literal: its magnitude does not fit a long, as in Java.
+        Value::Int(i64::MIN, _) => Some(format!("({} - 1)", i64::MIN + 1)),
+        Value::Int(n, _) => Some(n.to_string()),
+        Value::Double(d) if d.is_finite() => Some(crate::java::double_to_string(*d)),
+        Value::String(text) => {
+            let mut out = String::with_capacity(text.len() + 2);
+            out.push('\'');
+            for c in text.chars() {
+                if matches!(c, '\\' | '\'') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('\'');
+            Some(out)
+        }
+        _ => None,
+    }
 }
 
 /// Tokenizes from byte `start` of `text` up to and including the `}` that ends the expression.
@@ -84,29 +142,15 @@ pub(crate) fn lex(text: &str, start: usize) -> Result<(Vec<Token>, usize), RuleD
             c if is_ident_start(c) => {
                 let len = text[i..].find(|ch: char| !is_ident_part(ch)).unwrap_or(text.len() - i);
                 let word = &text[i..i + len];
-                let tok = match word {
-                    "true" => Tok::True,
-                    "false" => Tok::False,
-                    "null" => Tok::Null,
-                    "empty" => Tok::Empty,
-                    "not" => Tok::Not,
-                    "and" => Tok::And,
-                    "or" => Tok::Or,
-                    "eq" => Tok::Eq,
-                    "ne" => Tok::Ne,
-                    "lt" => Tok::Lt,
-                    "gt" => Tok::Gt,
-                    "le" => Tok::Le,
-                    "ge" => Tok::Ge,
-                    "div" => Tok::Div,
-                    "mod" => Tok::Mod,
-                    "instanceof" => {
+                let tok = match reserved(word) {
+                    Some(Some(tok)) => tok.clone(),
+                    Some(None) => {
                         return Err(syntax(
-                            "'instanceof' is a reserved word and is not supported".to_string(),
+                            format!("'{word}' is a reserved word and is not supported"),
                             (i, i + len),
                         ))
                     }
-                    _ => Tok::Ident(word.to_string()),
+                    None => Tok::Ident(word.to_string()),
                 };
                 (tok, len)
             }

@@ -1,4 +1,4 @@
-//! Proctor's rule language: EL 2.2 expressions as Proctor evaluates them (reference §3).
+//! Proctor's rule language: EL 2.2 expressions as Proctor evaluates them (docs/proctor.md §3).
 //!
 //! A rule is compiled once, when its matrix loads: it is parsed (with spans for diagnostics),
 //! its names are resolved against the test's constants and the schema's context variables, its
@@ -23,6 +23,7 @@ mod lexer;
 mod parser;
 
 pub use env::{CompileEnv, EvalEnv, RuleDiagnostic, RuleError, VariableInfo, VariableLookup, MAX_NESTING_DEPTH, MAX_RULE_LENGTH};
+pub use lexer::{is_variable_name, literal};
 
 use compile::{Compiler, StaticType};
 use eval::Node;

@@ -228,3 +228,81 @@ impl VariableLookup for Unknown {
         (name == "plan").then_some(VariableInfo { slot: 0, ty: None })
     }
 }
+
+/// A lookup that knows every name, as a variable of unknown type in slot 0, and remembers what
+/// it was asked for.
+struct AnyName(Vec<String>);
+
+impl VariableLookup for AnyName {
+    fn lookup(&mut self, name: &str) -> Option<VariableInfo> {
+        self.0.push(name.to_string());
+        Some(VariableInfo { slot: 0, ty: None })
+    }
+}
+
+/// A literal reads back, through the whole compiler, as the value it was written from: no
+/// string can end its quotes early, and the smallest long, which has no literal of its own,
+/// is an expression.
+#[test]
+fn literals_read_back_as_their_values() {
+    use crate::value::IntKind::Long;
+    let values = [
+        Value::string("it's"),
+        Value::string("say \"hi\""),
+        Value::string("back\\slash"),
+        Value::string("\\'"),
+        Value::string("ends with a backslash\\"),
+        Value::string("' || true || '"),
+        Value::string("${nested}"),
+        Value::string("caf\u{e9} \u{2603}"),
+        Value::string(""),
+        Value::Bool(true),
+        Value::Bool(false),
+        Value::Int(0, Long),
+        Value::Int(-42, Long),
+        Value::Int(i64::MAX, Long),
+        Value::Int(i64::MIN, Long),
+        Value::Double(0.5),
+        Value::Double(-1.25),
+        Value::Double(1e-4),
+        Value::Double(1e20),
+        Value::Double(0.1),
+    ];
+    let constants = IndexMap::new();
+    for value in values {
+        let text = format!("${{plan == {}}}", literal(&value).unwrap());
+        let mut lookup = Unknown;
+        let rule = compile(Some(&text), &mut CompileEnv { constants: &constants, variables: &mut lookup }).unwrap().rule;
+        let same = [Some(value.clone())];
+        let env = EvalEnv { context: &same, missing_experimental_unit: false, now_millis: None };
+        assert_eq!(rule.evaluate(&env), Ok(true), "{text} with {value:?}");
+        let other = [Some(match &value {
+            Value::String(s) => Value::string(format!("{s}x")),
+            Value::Bool(b) => Value::Bool(!b),
+            Value::Int(n, kind) => Value::Int(n.wrapping_add(1), *kind),
+            Value::Double(d) => Value::Double(d * 2.0 + 1.0),
+            other => unreachable!("{other:?}"),
+        })];
+        let env = EvalEnv { context: &other, missing_experimental_unit: false, now_millis: None };
+        assert_eq!(rule.evaluate(&env), Ok(false), "{text} with {:?}", other[0]);
+    }
+    for unwritable in [Value::Double(f64::NAN), Value::Double(f64::INFINITY), Value::Null] {
+        assert_eq!(literal(&unwritable), None);
+    }
+}
+
+/// The names `is_variable_name` accepts are exactly those a rule reads as a variable.
+#[test]
+fn variable_names_are_identifiers_that_are_not_reserved_words() {
+    let constants = IndexMap::new();
+    let accepted = ["plan", "_x", "$x", "a1", "caf\u{e9}", "fn", "emptyish", "notes"];
+    let refused = ["", "2fa", "first-name", "a b", "and", "empty", "instanceof", "true", "null", "mod"];
+    for name in accepted.into_iter().chain(refused) {
+        let mut lookup = AnyName(Vec::new());
+        let text = format!("${{{name} == 'x'}}");
+        let compiled = compile(Some(&text), &mut CompileEnv { constants: &constants, variables: &mut lookup });
+        let read_as_variable = compiled.is_ok() && lookup.0 == [name];
+        assert_eq!(is_variable_name(name), read_as_variable, "{name:?}");
+        assert_eq!(accepted.contains(&name), read_as_variable, "{name:?}");
+    }
+}

@@ -1,4 +1,4 @@
-"""django-affect's API on A vs B (reference §1): ``Criteria`` and ``Flag`` managed in the Django
+"""django-affect's API on A vs B (docs/django-affect.md §1): ``Criteria`` and ``Flag`` managed in the Django
 admin, ``AffectMiddleware`` setting ``request.affected_flags``, and ``flag_is_affected``.
 
     INSTALLED_APPS += ['avsb.contrib.affect']

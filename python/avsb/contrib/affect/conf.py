@@ -1,4 +1,4 @@
-"""django-affect's settings and their defaults (reference §1.2), plus ours.
+"""django-affect's settings and their defaults (docs/django-affect.md §1.2), plus ours.
 
 | setting | default | meaning |
 |---|---|---|

@@ -1,4 +1,4 @@
-"""Which flags affect a request: django-affect's algorithm (reference §1.3) with its documented
+"""Which flags affect a request: django-affect's algorithm (docs/django-affect.md §1.3) with its documented
 intent where its code was buggy.
 
 - Every criteria is checked in name order; the first matching check of a criteria decides it
@@ -37,7 +37,7 @@ class RequestState:
     scope: Any = None
 
 
-# django-affect's mobile tokens (§1.3 step 10): they decide first, as documented.
+# django-affect's mobile tokens (docs/django-affect.md §1.3 step 10): they decide first, as documented.
 _MOBILE_TOKENS = ("ipod", "iphone", "ipad", "android", "webos", "windows phone")
 
 

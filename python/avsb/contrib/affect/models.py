@@ -1,4 +1,4 @@
-"""django-affect's models, field for field (reference §1.1): ``Flag`` and ``Criteria``."""
+"""django-affect's models, field for field (docs/django-affect.md §1.1): ``Flag`` and ``Criteria``."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class Flag(models.Model):
 
 
 class Criteria(models.Model):
-    """When a request is affected: the first matching check decides (reference §1.3)."""
+    """When a request is affected: the first matching check decides (docs/django-affect.md §1.3)."""
 
     name = models.SlugField(max_length=50, unique=True, help_text="Used in cookie names (dac_<name>, dact_<name>).")
     flags = models.ManyToManyField(Flag, blank=True, related_name="criteria", help_text="Flags applied when the criteria matches.")

@@ -25,6 +25,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 import avsb
+from avsb.client import AvsbClient
 from avsb.config import ConfigError, setting
 from avsb.contrib.proctor import conf, constants, groups
 from avsb.contrib.proctor.api import ProctorParameters, pipet_values
@@ -41,11 +42,11 @@ _lock = threading.Lock()
 # The AvsbServer this module made (at most one live one per process).
 _own: avsb.AvsbServer | None = None
 # Per server: until when requests may wait for its first matrix.
-_ready_deadlines: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+_ready_deadlines: weakref.WeakKeyDictionary[AvsbClient, float] = weakref.WeakKeyDictionary()
 _imported: dict[str, Any] = {}
 
 
-def evaluator() -> Any:
+def evaluator() -> AvsbClient | None:
     """The server SDK that evaluates locally, or ``None`` when groups come from Pipet.
     Raises ``ImproperlyConfigured`` for a ``PROCTOR_AVSB_SERVER`` or an ``AVSB_*`` setting that
     cannot work (the middleware calls this at start, so such errors surface there)."""
@@ -62,7 +63,7 @@ def evaluator() -> Any:
     return None
 
 
-def _configured(value: Any) -> Any:
+def _configured(value: Any) -> AvsbClient:
     if isinstance(value, str):
         if value not in _imported:
             try:
@@ -104,7 +105,7 @@ def close_own_server(timeout: float = 5.0) -> None:
         server.close_sync(timeout)
 
 
-def ready(server: Any) -> bool:
+def ready(server: AvsbClient) -> bool:
     """Whether ``server`` has a matrix. A server still loading its first one is waited for, but
     only until ``LOCAL_READY_TIMEOUT_SECONDS`` after the first request that found it loading."""
     is_ready = getattr(server, "is_ready", None)
@@ -120,7 +121,7 @@ def ready(server: Any) -> bool:
     return bool(is_ready())
 
 
-def evaluate(server: Any, params: ProctorParameters) -> dict[str, groups.GroupAssignment]:
+def evaluate(server: AvsbClient, params: ProctorParameters) -> dict[str, groups.GroupAssignment]:
     """The groups of one request, evaluated by ``server``. Never raises: anything that stops
     the evaluation leaves every test unassigned and is logged."""
     tests = params.defined_tests

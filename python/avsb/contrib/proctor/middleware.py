@@ -22,6 +22,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.deprecation import MiddlewareMixin
 
+from avsb.client import AvsbClient
 from avsb.contrib.proctor import cache, conf, constants, groups, identify, local
 from avsb.contrib.proctor.api import ProctorParameters
 
@@ -112,7 +113,7 @@ class BaseProctorMiddleware(MiddlewareMixin):
         never). Typically staff users, or an office network."""
         return False
 
-    def get_avsb_server(self) -> Any:
+    def get_avsb_server(self) -> AvsbClient | None:
         """The A vs B server SDK that evaluates locally, or ``None`` to call the Pipet API at
         ``PROCTOR_API_ROOT`` (default: ``local.evaluator()``, which reads ``PROCTOR_AVSB_SERVER``,
         then ``avsb.default_server()``, then makes one from ``AVSB_SDK_KEY``)."""

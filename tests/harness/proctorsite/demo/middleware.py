@@ -1,6 +1,11 @@
 """The application's subclass of django-proctor's middleware, as its README asks for."""
 
-from proctor.middleware import BaseProctorMiddleware
+from django.conf import settings
+
+if settings.PROCTOR_PACKAGE == "proctor":
+    from proctor.middleware import BaseProctorMiddleware
+else:
+    from avsb.contrib.proctor.middleware import BaseProctorMiddleware
 
 PRIVILEGE_HEADER = "X-Proctor-Privileged"
 
