@@ -64,14 +64,31 @@ pub struct Admin {
     pub token: AdminTokenInfo,
 }
 
-impl Admin {
-    /// Refuses read-only tokens.
-    pub fn require_write(&self) -> Result<(), ApiError> {
-        match self.token.role {
-            Role::Write => Ok(()),
+/// An authenticated admin request whose token may write: the extractor refuses read-only
+/// tokens with 403, so no handler checks the role by hand.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    /// The token used.
+    pub token: AdminTokenInfo,
+}
+
+impl Writer {
+    /// The author recorded on what this request changes.
+    pub fn author(&self) -> String {
+        self.token.name.clone()
+    }
+}
+
+impl FromRequestParts<SharedState> for Writer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
+        let admin = Admin::from_request_parts(parts, state).await?;
+        match admin.token.role {
+            Role::Write => Ok(Writer { token: admin.token }),
             Role::Read => Err(ApiError::forbidden(format!(
                 "token '{}' has the read role; this needs a token with the write role",
-                self.token.name
+                admin.token.name
             ))),
         }
     }

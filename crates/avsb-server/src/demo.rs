@@ -11,9 +11,10 @@ use std::path::Path;
 use avsb_core::{ContextSchema, MatrixDocument};
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{self, SecretKind};
-use crate::routes::admin::{create_project_with, new_sdk_key};
-use crate::store::Role;
+use crate::keys;
+use crate::ops::projects::ProjectSpec;
+use crate::ops::WriteError;
+use crate::store::{Role, StoreError};
 use crate::AppState;
 
 /// The demo project's key.
@@ -62,8 +63,35 @@ impl DemoSecrets {
     }
 }
 
+/// Why the demo could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// An operation (creating the project or a key) failed.
+    #[error("{0}")]
+    Write(#[from] WriteError),
+    /// The secrets file could not be read or written.
+    #[error("{SECRETS_FILE}: {source}")]
+    Secrets {
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The secrets file is not what the demo wrote.
+    #[error("{SECRETS_FILE}: {0}")]
+    Unreadable(#[from] serde_json::Error),
+    /// The embedded demo matrix or schema does not read (a build defect).
+    #[error("the embedded demo project is unusable: {0}")]
+    Embedded(String),
+}
+
+impl From<StoreError> for DemoError {
+    fn from(e: StoreError) -> Self {
+        DemoError::Write(e.into())
+    }
+}
+
 /// Creates the demo project unless it exists, and returns its secrets.
-pub async fn ensure(state: &AppState, data_dir: &Path) -> anyhow::Result<DemoSecrets> {
+pub async fn ensure(state: &AppState, data_dir: &Path) -> Result<DemoSecrets, DemoError> {
     let path = data_dir.join(SECRETS_FILE);
     let exists = state.store.project(PROJECT).await?.is_some();
     if exists {
@@ -80,41 +108,48 @@ pub async fn ensure(state: &AppState, data_dir: &Path) -> anyhow::Result<DemoSec
         save(&path, &secrets)?;
         return Ok(secrets);
     }
-    let schema = ContextSchema::from_json(SCHEMA).map_err(|e| anyhow::anyhow!("demo schema: {e}"))?;
-    let (matrix, diagnostics) = MatrixDocument::from_json(MATRIX).map_err(|e| anyhow::anyhow!("demo matrix: {e}"))?;
-    anyhow::ensure!(diagnostics.is_empty(), "demo matrix: {diagnostics:?}");
-    let environments: Vec<(String, MatrixDocument)> = ENVIRONMENTS.iter().map(|e| (e.to_string(), matrix.clone())).collect();
-    create_project_with(state, PROJECT, "Demo", &schema, "USER", &environments, "demo")
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the demo project: {}", e.message))?;
+    let schema = ContextSchema::from_json(SCHEMA).map_err(|e| DemoError::Embedded(format!("schema: {e}")))?;
+    let (matrix, diagnostics) = MatrixDocument::from_json(MATRIX).map_err(|e| DemoError::Embedded(format!("matrix: {e}")))?;
+    if !diagnostics.is_empty() {
+        return Err(DemoError::Embedded(format!("matrix: {diagnostics:?}")));
+    }
+    let spec = ProjectSpec {
+        key: PROJECT.into(),
+        name: "Demo".into(),
+        schema,
+        default_identifier_type: "USER".into(),
+        environments: ENVIRONMENTS.iter().map(|e| (e.to_string(), matrix.clone())).collect(),
+    };
+    state.create_project(spec, "demo").await?;
     let secrets = issue(state).await?;
     save(&path, &secrets)?;
     tracing::info!("created the demo project '{PROJECT}'");
     Ok(secrets)
 }
 
-async fn issue(state: &AppState) -> anyhow::Result<DemoSecrets> {
-    let token = keys::generate(SecretKind::AdminToken)?;
-    state.store.create_admin_token("demo", Role::Write, &token.digest, &token.prefix).await?;
+async fn issue(state: &AppState) -> Result<DemoSecrets, DemoError> {
+    let (admin_token, _) = crate::ops::keys::create_admin_token(&*state.store, "demo", Role::Write).await?;
     let mut sdk_keys = Vec::new();
     for env in ENVIRONMENTS {
-        let snapshot = state.current(PROJECT, env).map_err(|e| anyhow::anyhow!(e.message))?;
-        let (secret, _) = new_sdk_key(state, &snapshot, "demo").await.map_err(|e| anyhow::anyhow!(e.message))?;
+        let (secret, _) = state.create_sdk_key(PROJECT, env, "demo").await?;
         sdk_keys.push((env.to_string(), secret));
     }
-    Ok(DemoSecrets { admin_token: token.secret, sdk_keys })
+    Ok(DemoSecrets { admin_token, sdk_keys })
 }
 
-fn save(path: &Path, secrets: &DemoSecrets) -> anyhow::Result<()> {
+fn save(path: &Path, secrets: &DemoSecrets) -> Result<(), DemoError> {
     let text = serde_json::to_string_pretty(secrets)?;
-    #[cfg(unix)]
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-        file.write_all(text.as_bytes())?;
-    }
-    #[cfg(not(unix))]
-    std::fs::write(path, text)?;
-    Ok(())
+    let write = || -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+            file.write_all(text.as_bytes())?;
+        }
+        #[cfg(not(unix))]
+        std::fs::write(path, &text)?;
+        Ok(())
+    };
+    write().map_err(|source| DemoError::Secrets { source })
 }

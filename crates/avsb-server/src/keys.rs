@@ -35,9 +35,9 @@ pub struct NewSecret {
 }
 
 /// Makes a new secret from the operating system's random source.
-pub fn generate(kind: SecretKind) -> anyhow::Result<NewSecret> {
+pub fn generate(kind: SecretKind) -> Result<NewSecret, getrandom::Error> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+    getrandom::fill(&mut bytes)?;
     let secret = format!("{}{}", kind.prefix(), base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
     let prefix = secret.chars().take(kind.prefix().len() + 6).collect();
     Ok(NewSecret { digest: digest(&secret), secret, prefix })

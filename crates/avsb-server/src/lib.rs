@@ -20,17 +20,38 @@ use tokio::sync::watch;
 pub mod auth;
 pub mod demo;
 pub mod error;
+pub mod extract;
 pub mod keys;
 pub mod metrics;
+pub mod openapi;
+pub mod ops;
 pub mod registry;
 pub mod routes;
 pub mod store;
-pub mod writes;
 
 use metrics::Metrics;
-use registry::{EnvSnapshot, Registry};
-use store::Store;
-use writes::WriteLocks;
+use ops::write::WriteLocks;
+use registry::{EnvSnapshot, Registry, SnapshotError};
+use store::{Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database failed.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// A stored revision or schema cannot be served.
+    #[error("{0}")]
+    Snapshot(#[from] SnapshotError),
+    /// An environment points at a revision that is not stored.
+    #[error("environment '{project}/{environment}' points at a missing revision")]
+    MissingRevision {
+        /// The project.
+        project: String,
+        /// The environment.
+        environment: String,
+    },
+}
 
 /// Tunables with production defaults; tests shorten the intervals.
 #[derive(Debug, Clone)]
@@ -72,7 +93,7 @@ pub type SharedState = Arc<AppState>;
 
 impl AppState {
     /// Loads every environment's current revision and every active SDK key from the store.
-    pub async fn load(store: Arc<dyn Store>, options: Options) -> anyhow::Result<SharedState> {
+    pub async fn load(store: Arc<dyn Store>, options: Options) -> Result<SharedState, StartError> {
         let (shutting_down, _) = watch::channel(false);
         let state = Arc::new(AppState {
             store,
@@ -87,33 +108,32 @@ impl AppState {
                 .store
                 .revision(env.current_revision)
                 .await?
-                .ok_or_else(|| anyhow::anyhow!("environment '{}/{}' points at a missing revision", project.key, env.key))?;
+                .ok_or_else(|| StartError::MissingRevision { project: project.key.clone(), environment: env.key.clone() })?;
             let snapshot = EnvSnapshot::build(&project, &env, &revision)?;
             let snapshot = state.registry.publish(snapshot);
             state.metrics.revision_published(&snapshot);
         }
-        state.reload_keys().await?;
+        let keys = state.store.active_sdk_keys().await?;
+        state.registry.set_keys(keys);
         Ok(state)
-    }
-
-    /// Re-reads the active SDK keys (after a key is created or revoked).
-    pub async fn reload_keys(&self) -> store::StoreResult<()> {
-        let keys = self.store.active_sdk_keys().await?;
-        self.registry.set_keys(keys);
-        Ok(())
     }
 }
 
 /// The whole HTTP API.
 pub fn app(state: SharedState) -> Router {
-    routes::router(Arc::clone(&state))
+    routes::router()
+        .0
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), metrics::track))
         .with_state(state)
 }
 
 /// Serves until `shutdown` completes, then stops accepting, ends streams, and waits for
 /// in-flight requests (and the events they are storing) to finish.
-pub async fn run(listener: TcpListener, state: SharedState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    state: SharedState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let signal_state = Arc::clone(&state);
     let graceful = async move {
         shutdown.await;

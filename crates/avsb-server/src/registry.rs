@@ -13,6 +13,12 @@ use tokio::sync::watch;
 
 use crate::store::{Environment, Project, Revision, RevisionMeta};
 
+/// A stored revision or schema the engine cannot read (only after a manual database edit:
+/// everything written is validated first).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct SnapshotError(pub String);
+
 /// One environment at one revision, ready to serve.
 #[derive(Debug)]
 pub struct EnvSnapshot {
@@ -45,31 +51,32 @@ pub struct EnvSnapshot {
 impl EnvSnapshot {
     /// Compiles a revision against the project's schema. Tests the schema no longer accepts are
     /// left out (writes are validated first, so this only happens after a manual database edit).
-    pub fn build(project: &Project, env: &Environment, revision: &Revision) -> anyhow::Result<EnvSnapshot> {
+    pub fn build(project: &Project, env: &Environment, revision: &Revision) -> Result<EnvSnapshot, SnapshotError> {
         let schema = ContextSchema::from_json(&project.schema_json)
-            .map_err(|e| anyhow::anyhow!("project '{}': schema {e}", project.key))?;
+            .map_err(|e| SnapshotError(format!("project '{}': schema {e}", project.key)))?;
         let compilation = CompiledMatrix::compile_json(&revision.matrix_json, &schema)
-            .map_err(|e| anyhow::anyhow!("revision {}: {e}", revision.meta.id))?;
+            .map_err(|e| SnapshotError(format!("revision {}: {e}", revision.meta.id)))?;
         for d in compilation.diagnostics.iter().filter(|d| d.severity == Severity::Error) {
             tracing::warn!(project = %project.key, environment = %env.key, revision = revision.meta.id, "dropped at load: {d}");
         }
-        Self::from_compiled(project, env, &revision.meta, compilation.matrix)
+        Self::from_compiled(project, env.id, &env.key, &revision.meta, compilation.matrix)
     }
 
     /// A snapshot of an already compiled matrix.
     pub fn from_compiled(
         project: &Project,
-        env: &Environment,
+        environment_id: i64,
+        environment_key: &str,
         revision: &RevisionMeta,
         matrix: CompiledMatrix,
-    ) -> anyhow::Result<EnvSnapshot> {
-        let matrix_doc = matrix.to_test_matrix().to_json(false);
+    ) -> Result<EnvSnapshot, SnapshotError> {
+        let matrix_doc = matrix.to_document().to_json(false);
         let has_random_tests =
             matrix.test_names().any(|t| matrix.definition(t).is_some_and(|d| d.test_type.eq_ignore_ascii_case("RANDOM")));
         let etag = format!("\"{}.{}\"", revision.id, project.schema_version);
         let datafile = json!({
             "project": project.key,
-            "environment": env.key,
+            "environment": environment_key,
             "version": revision.id.to_string(),
             "schemaVersion": project.schema_version,
             "defaultIdentifierType": project.default_identifier_type,
@@ -79,13 +86,13 @@ impl EnvSnapshot {
         Ok(EnvSnapshot {
             project_id: project.id,
             project_key: project.key.clone(),
-            environment_id: env.id,
-            environment_key: env.key.clone(),
+            environment_id,
+            environment_key: environment_key.to_string(),
             revision: revision.clone(),
             schema_version: project.schema_version,
             default_identifier_type: project.default_identifier_type.clone(),
-            matrix_json: Bytes::from(serde_json::to_vec(&matrix_doc)?),
-            datafile: Bytes::from(serde_json::to_vec(&datafile)?),
+            matrix_json: Bytes::from(serde_json::to_vec(&matrix_doc).map_err(|e| SnapshotError(e.to_string()))?),
+            datafile: Bytes::from(serde_json::to_vec(&datafile).map_err(|e| SnapshotError(e.to_string()))?),
             has_random_tests,
             matrix,
             etag,

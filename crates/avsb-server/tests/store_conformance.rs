@@ -1,7 +1,10 @@
 //! Every storage backend passes the same conformance suite. SQLite runs it twice: in memory and
 //! in a real database file (WAL, reopened afterwards to check that the data survived).
 
-use avsb_server::store::{conformance, SqliteStore, Store};
+mod store;
+
+use avsb_server::store::{SqliteStore, Store};
+use store::conformance;
 
 #[tokio::test]
 async fn sqlite_in_memory_conforms() {

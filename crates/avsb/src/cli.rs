@@ -230,7 +230,7 @@ fn export(args: &ExportArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow
     for d in &compilation.diagnostics {
         writeln!(err, "{d}")?;
     }
-    let json = compilation.matrix.to_test_matrix().to_json(args.proctor);
+    let json = compilation.matrix.to_document().to_json(args.proctor);
     writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
     Ok(0)
 }

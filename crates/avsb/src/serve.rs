@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use avsb_server::keys::{self, SecretKind};
 use avsb_server::store::{Role, SqliteStore, Store};
 use avsb_server::{AppState, Options};
 use clap::{Args, Subcommand};
@@ -154,11 +153,9 @@ pub fn token(command: TokenCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
         match command {
             TokenCommand::Create { name, role, data } => {
                 let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("--role must be 'read' or 'write', not '{role}'"))?;
-                anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
                 let store = open_store(&data)?;
-                let secret = keys::generate(SecretKind::AdminToken)?;
-                let info = store.create_admin_token(name.trim(), role, &secret.digest, &secret.prefix).await?;
-                writeln!(out, "{}", secret.secret)?;
+                let (secret, info) = avsb_server::ops::keys::create_admin_token(&store, &name, role).await?;
+                writeln!(out, "{secret}")?;
                 eprintln!("created {} token {} for '{}'; it is shown only this once", role.as_str(), info.id, info.name);
             }
             TokenCommand::List { data } => {
@@ -170,7 +167,7 @@ pub fn token(command: TokenCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
             }
             TokenCommand::Revoke { id, data } => {
                 let store = open_store(&data)?;
-                anyhow::ensure!(store.revoke_admin_token(id).await?, "no active admin token with id {id}");
+                avsb_server::ops::keys::revoke_admin_token(&store, id).await?;
                 writeln!(out, "revoked token {id}")?;
             }
         }

@@ -557,26 +557,36 @@ fn stale_writes_are_refused_and_concurrent_writers_lose_nothing() {
     let r1 = version_of(put_test(&s, "development", "first", &everyone("first", 0)));
     let before = environment_state(&s, "development");
 
-    // A stale base in the body, or in If-Match, changes nothing.
-    let body = json!({"definition": everyone("second", 1), "baseRevision": r0}).to_string();
-    let error = assert_error(&s.admin("PUT", &format!("{dev}/tests/second"), Some(&body)), 409, "conflict", &[&r0, &r1]);
+    // A stale base conflicts when what the write changes changed since: here the test 'first'
+    // (added after r0), and, for writes of the whole matrix, anything. Nothing changes.
+    let stale = format!("\"{r0}\"");
+    let reply = s.admin("DELETE", &format!("{dev}/tests/first?baseRevision={r0}"), None);
+    let error = assert_error(&reply, 409, "conflict", &[&r0, &r1, "'first'"]);
     assert_eq!(error["currentRevision"], json!(r1));
     assert_eq!(error["baseRevision"], json!(r0));
-    let body = json!({"definition": everyone("second", 1)}).to_string();
-    let stale = format!("\"{r0}\"");
-    let reply = s.call_with("PUT", &format!("/api/v1{dev}/tests/second"), Some(&token), Some(&body), &[("If-Match", &stale)]);
-    assert_eq!(assert_error(&reply, 409, "conflict", &[&r1])["currentRevision"], json!(r1));
-    let reply = s.admin("DELETE", &format!("{dev}/tests/first?baseRevision={r0}"), None);
-    assert_error(&reply, 409, "conflict", &[&r1]);
+    assert_eq!(error["changes"][0]["test"], "first");
+    assert_eq!(error["changes"][0]["revision"], json!(r1));
     let reply = s.call_with("DELETE", &format!("/api/v1{dev}/tests/first"), Some(&token), None, &[("If-Match", &stale)]);
     assert_error(&reply, 409, "conflict", &[&r1]);
-    let body = json!({"bucket": "control", "baseRevision": r0}).to_string();
-    assert_error(&s.admin("POST", &format!("{dev}/tests/buttoncolortst/kill"), Some(&body)), 409, "conflict", &[&r1]);
+    let body = json!({"definition": everyone("first", 1), "baseRevision": r0}).to_string();
+    assert_error(&s.admin("PUT", &format!("{dev}/tests/first"), Some(&body)), 409, "conflict", &[&r1]);
+    let body = json!({"bucket": 0, "baseRevision": r0}).to_string();
+    assert_error(&s.admin("POST", &format!("{dev}/tests/first/kill"), Some(&body)), 409, "conflict", &[&r1]);
     let body = json!({"revision": r0, "baseRevision": r0}).to_string();
     assert_error(&s.admin("POST", &format!("{dev}/rollback"), Some(&body)), 409, "conflict", &[&r1]);
     let body = json!({"matrix": before["matrix"], "baseRevision": r0}).to_string();
     assert_error(&s.admin("PUT", &format!("{dev}/matrix"), Some(&body)), 409, "conflict", &[&r1]);
     assert_eq!(environment_state(&s, "development"), before, "a stale write changed the environment");
+
+    // A stale base whose write touches only tests unchanged since is applied on the current
+    // revision: 'second' did not exist at r0 and does not now.
+    let body = json!({"definition": everyone("second", 1)}).to_string();
+    let reply = s.call_with("PUT", &format!("/api/v1{dev}/tests/second"), Some(&token), Some(&body), &[("If-Match", &stale)]);
+    let rebased = ok(reply);
+    assert_eq!(text(&rebased["revision"]["parent"]), r1, "the edit is applied on the current revision");
+    let reply = s.admin("DELETE", &format!("{dev}/tests/second?baseRevision={r0}"), None);
+    assert_error(&reply, 409, "conflict", &["'second'"]);
+    ok(s.admin("DELETE", &format!("{dev}/tests/second"), None));
 
     // The current base, taken from the matrix's ETag, applies; so do W/ tags and numbers.
     let etag = s.admin("GET", &format!("{dev}/matrix"), None).header("etag").expect("etag").to_string();
@@ -626,7 +636,8 @@ fn stale_writes_are_refused_and_concurrent_writers_lose_nothing() {
     let listed: BTreeSet<String> = newest.iter().map(|r| text(&r["version"])).collect();
     assert_eq!(listed, versions.iter().cloned().collect());
 
-    // Concurrent writers with the same base: exactly one wins, the others get 409.
+    // Concurrent writers of one test with the same base: exactly one wins, the others get 409
+    // naming the winner's revision as the change to that test.
     let base = current(&s, "development");
     let barrier = Barrier::new(WRITERS);
     let replies: Vec<Reply> = std::thread::scope(|scope| {
@@ -636,7 +647,7 @@ fn stale_writes_are_refused_and_concurrent_writers_lose_nothing() {
                 scope.spawn(move || {
                     let body = json!({"definition": everyone(&format!("race-{i}"), 1), "baseRevision": base}).to_string();
                     barrier.wait();
-                    s.admin("PUT", &format!("{}/tests/race-{i}", env_path("development")), Some(&body))
+                    s.admin("PUT", &format!("{}/tests/race", env_path("development")), Some(&body))
                 })
             })
             .collect();
@@ -646,12 +657,38 @@ fn stale_writes_are_refused_and_concurrent_writers_lose_nothing() {
     assert_eq!(winners.len(), 1, "{:?}", replies.iter().map(|r| (r.status, &r.body)).collect::<Vec<_>>());
     let winner = text(&replies[winners[0]].json()["revision"]["version"]);
     for (i, reply) in replies.iter().enumerate().filter(|(i, _)| *i != winners[0]) {
-        assert_eq!(assert_error(reply, 409, "conflict", &[&base])["currentRevision"], json!(winner), "race-{i}");
+        let error = assert_error(reply, 409, "conflict", &[&base, "'race'"]);
+        assert_eq!(error["currentRevision"], json!(winner), "writer {i}");
+        assert_eq!(error["changes"][0]["revision"], json!(winner), "writer {i}");
     }
     let now = matrix(&s, "development");
-    let races: Vec<String> = test_names(&now).into_iter().filter(|t| t.starts_with("race-")).collect();
-    assert_eq!(races, [format!("race-{}", winners[0])]);
+    assert_eq!(now["tests"]["race"]["salt"], json!(format!("race-{}", winners[0])));
     assert_eq!(current(&s, "development"), winner);
+
+    // Concurrent writers of different tests with the same base: nothing they change overlaps,
+    // so every write lands, in one chain.
+    let base = current(&s, "development");
+    let barrier = Barrier::new(WRITERS);
+    let replies: Vec<Reply> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..WRITERS)
+            .map(|i| {
+                let (s, barrier, base) = (&s, &barrier, &base);
+                scope.spawn(move || {
+                    let body = json!({"definition": everyone(&format!("apart-{i}"), 1), "baseRevision": base}).to_string();
+                    barrier.wait();
+                    s.admin("PUT", &format!("{}/tests/apart-{i}", env_path("development")), Some(&body))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("writer thread")).collect()
+    });
+    assert!(replies.iter().all(|r| r.status == 200), "{:?}", replies.iter().map(|r| (r.status, &r.body)).collect::<Vec<_>>());
+    let now = matrix(&s, "development");
+    assert_eq!(test_names(&now).into_iter().filter(|t| t.starts_with("apart-")).count(), WRITERS);
+    let history = revisions(&s, "development");
+    for pair in history.iter().take(WRITERS).collect::<Vec<_>>().windows(2) {
+        assert_eq!(pair[0]["parent"], pair[1]["version"], "the history forks: {history:?}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 //! The server's public APIs through real HTTP against the real `avsb serve` binary: Pipet
-//! (reference §6), OFREP (flag-systems §4.2), the SDK datafile and stream, events, operations,
+//! (docs/proctor.md §6), OFREP (docs/openfeature.md §2), the SDK datafile and stream, events, operations,
 //! concurrency during edits, and malformed input.
 //!
 //! Every test starts its own server on a free loopback port with a fresh data directory.

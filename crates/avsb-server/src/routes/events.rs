@@ -8,13 +8,15 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use serde_json::{json, Map, Value};
 
+use crate::openapi::{responses, schemas};
 use crate::auth::SdkClient;
-use crate::error::{ApiError, ApiResult};
-use crate::routes::{parse_json, read_body};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::extract::{parse_json, read_body};
 use crate::store::{now_millis, NewEvent};
 use crate::SharedState;
 
@@ -32,13 +34,13 @@ pub const MAX_PROPERTIES_BYTES: usize = 8 * 1024;
 const MAX_FUTURE_MILLIS: i64 = 24 * 3600 * 1000;
 
 /// The event routes.
-pub fn router() -> Router<SharedState> {
-    Router::new().route("/sdk/v1/events", post(ingest))
+pub fn router() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new().routes(routes!(ingest))
 }
 
 fn invalid(index: usize, field: &str, message: impl Into<String>) -> ApiError {
     let path = if field.is_empty() { format!("events[{index}]") } else { format!("events[{index}].{field}") };
-    ApiError::bad_request("invalid_event", format!("{path}: {}", message.into()))
+    ApiError::new(ErrorCode::InvalidEvent, format!("{path}: {}", message.into()))
         .with("index", index)
         .with("field", field)
 }
@@ -177,19 +179,36 @@ pub fn read_batch(doc: &Value, now: i64) -> ApiResult<Vec<NewEvent>> {
         Value::Array(events) => events,
         Value::Object(o) => match o.get("events") {
             Some(Value::Array(events)) => events,
-            _ => return Err(ApiError::bad_request("invalid_body", "expected {\"events\": [...]} or an array of events")),
+            _ => return Err(ApiError::new(ErrorCode::InvalidBody, "expected {\"events\": [...]} or an array of events")),
         },
-        _ => return Err(ApiError::bad_request("invalid_body", "expected {\"events\": [...]} or an array of events")),
+        _ => return Err(ApiError::new(ErrorCode::InvalidBody, "expected {\"events\": [...]} or an array of events")),
     };
     if events.len() > MAX_EVENTS {
-        return Err(ApiError::bad_request(
-            "too_many_events",
+        return Err(ApiError::new(
+            ErrorCode::TooManyEvents,
             format!("the batch has {} events; the limit is {MAX_EVENTS}", events.len()),
         ));
     }
     events.iter().enumerate().map(|(i, e)| read_event(i, e, now)).collect()
 }
 
+#[utoipa::path(
+    post,
+    path = "/sdk/v1/events",
+    tag = "events",
+    operation_id = "ingestEvents",
+    summary = r#"Send exposures and tracked events"#,
+    description = r#"A batch of at most 1000 events (body at most 1 MiB), as `{"events": [...]}` or a bare array. The batch is validated whole: one bad event refuses it (400 naming its `index` and `field`) and nothing is stored. A valid batch is stored before the 202."#,
+    request_body(content = schemas::EventBatch, content_type = "application/json", example = json!({"events": [{"kind": "exposure", "identifiers": {"USER": "user-42"}, "test": "checkout-v2", "bucket": 1, "bucketName": "new", "version": "41"}, {"kind": "track", "identifiers": {"USER": "user-42"}, "key": "purchase", "value": 49.9, "properties": {"currency": "EUR"}}]})),
+    responses(
+        (status = 202, description = r#"Stored."#, body = schemas::Accepted, content_type = "application/json", example = json!({"accepted": 2})),
+        (status = 400, description = r#"The batch is refused; nothing was stored. `invalid_event` carries `index` and `field`. Codes: `invalid_json`, `unreadable_body`, `invalid_body`, `too_many_events`, `invalid_event`."#, body = schemas::EventBatchError, content_type = "application/json"),
+        (status = 401, response = responses::Unauthorized),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 500, response = responses::InternalError)
+    ),
+    security(("sdkKey" = []), ("sdkApiKey" = []))
+)]
 async fn ingest(State(state): State<SharedState>, client: SdkClient, body: Body) -> Response {
     let result: ApiResult<usize> = async {
         let bytes = read_body(body, MAX_BODY).await?;

@@ -1,4 +1,4 @@
-//! OFREP, the OpenFeature Remote Evaluation Protocol (flag-systems §4.2): single and bulk
+//! OFREP, the OpenFeature Remote Evaluation Protocol (docs/openfeature.md §2): single and bulk
 //! evaluation with the server SDK key as bearer token.
 //!
 //! A flag is a test. `targetingKey` is an identifier of the project's default identifier type;
@@ -17,14 +17,15 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::openapi::{responses, schemas};
 use crate::auth::presented_secret;
 use crate::registry::EnvSnapshot;
-use crate::routes::read_body;
+use crate::extract::read_body;
 use crate::store::now_millis;
 use crate::SharedState;
 
@@ -32,10 +33,8 @@ use crate::SharedState;
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// The OFREP routes.
-pub fn router() -> Router<SharedState> {
-    Router::new()
-        .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_one))
-        .route("/ofrep/v1/evaluate/flags", post(evaluate_all))
+pub fn router() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new().routes(routes!(evaluate_one)).routes(routes!(evaluate_all))
 }
 
 fn reply(status: StatusCode, body: &Value) -> Response {
@@ -201,6 +200,26 @@ fn result(
     Ok(Value::Object(out))
 }
 
+#[utoipa::path(
+    post,
+    path = "/ofrep/v1/evaluate/flags/{key}",
+    tag = "ofrep",
+    operation_id = "ofrepEvaluateFlag",
+    summary = r#"Evaluate one flag (OFREP)"#,
+    description = r#"A flag is a test. `targetingKey` is an identifier of the project's default identifier type; an attribute named like an identifier type is that identifier; attributes named like context variables are converted by the schema (missing ones take their defaults); other attributes are ignored. `value` is the bucket's payload, omitted when there is none (use the code default)."#,
+    params(
+        ("key" = String, Path, description = r#"The flag (test) name."#)
+    ),
+    request_body(content = schemas::OfrepEvaluationRequest, content_type = "application/json", description = r#"Optional; an empty body is an empty context (at most 64 KiB)."#, example = json!({"context": {"targetingKey": "user-42", "country": "US"}})),
+    responses(
+        (status = 200, description = r#"The evaluation."#, body = schemas::OfrepEvaluationSuccess, content_type = "application/json", example = json!({"key": "checkout-v2", "reason": "SPLIT", "variant": "new", "value": true, "metadata": {"bucketValue": 1, "testVersion": "41", "matrixVersion": "44"}})),
+        (status = 400, description = r#"`PARSE_ERROR` (body not JSON or not an object), `INVALID_CONTEXT` (a context that cannot be converted), `TARGETING_KEY_MISSING` (no identifier of the flag's type), `GENERAL` (a rule failed to evaluate)."#, body = schemas::OfrepEvaluationFailure, content_type = "application/json"),
+        (status = 401, response = responses::OfrepUnauthorized),
+        (status = 404, description = r#"No such flag."#, body = schemas::OfrepEvaluationFailure, content_type = "application/json", example = json!({"key": "nope", "errorCode": "FLAG_NOT_FOUND", "errorDetails": "flag 'nope' not found"})),
+        (status = 413, description = r#"The body exceeds 64 KiB (`errorCode` `PARSE_ERROR`)."#, body = schemas::OfrepEvaluationFailure, content_type = "application/json")
+    ),
+    security(("sdkKey" = []), ("sdkApiKey" = []))
+)]
 async fn evaluate_one(State(state): State<SharedState>, Path(key): Path<String>, headers: HeaderMap, body: Body) -> Response {
     let snapshot = match authenticate(&state, &headers) {
         Ok(s) => s,
@@ -208,7 +227,7 @@ async fn evaluate_one(State(state): State<SharedState>, Path(key): Path<String>,
     };
     let body = match read_body(body, MAX_BODY).await {
         Ok(b) => b,
-        Err(e) => return failure(e.status, Some(&key), "PARSE_ERROR", &e.message),
+        Err(e) => return failure(e.status(), Some(&key), "PARSE_ERROR", &e.message),
     };
     let (request, has_targeting_key) = match read_context(&snapshot, &body) {
         Ok(r) => r,
@@ -223,6 +242,26 @@ async fn evaluate_one(State(state): State<SharedState>, Path(key): Path<String>,
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/ofrep/v1/evaluate/flags",
+    tag = "ofrep",
+    operation_id = "ofrepEvaluateFlags",
+    summary = r#"Evaluate every flag (OFREP bulk)"#,
+    description = r#"Evaluates every flag for one context; per-flag failures are items of `flags`. The `ETag` depends on the matrix, the schema and the exact request body; send it back as `If-None-Match` to get 304 while nothing changed."#,
+    params(
+        ("If-None-Match" = Option<String>, Header, description = r#"Entity tags from earlier answers (comma-separated, or `*`); a match answers 304."#)
+    ),
+    request_body(content = schemas::OfrepEvaluationRequest, content_type = "application/json", description = r#"Optional; an empty body is an empty context (at most 64 KiB)."#),
+    responses(
+        (status = 200, description = r#"Every flag's evaluation."#, body = schemas::OfrepBulkEvaluationSuccess, content_type = "application/json", headers(("ETag" = String, description = r#"Depends on the matrix, the schema and the request body."#))),
+        (status = 304, description = r#"Unchanged since the `If-None-Match` entity tag; no body."#, headers(("ETag" = String, description = r#"Depends on the matrix, the schema and the request body."#))),
+        (status = 400, description = r#"`PARSE_ERROR` or `INVALID_CONTEXT`: the whole request fails."#, body = schemas::OfrepBulkEvaluationFailure, content_type = "application/json"),
+        (status = 401, response = responses::OfrepUnauthorized),
+        (status = 413, description = r#"The body exceeds 64 KiB (`errorCode` `PARSE_ERROR`)."#, body = schemas::OfrepBulkEvaluationFailure, content_type = "application/json")
+    ),
+    security(("sdkKey" = []), ("sdkApiKey" = []))
+)]
 async fn evaluate_all(State(state): State<SharedState>, headers: HeaderMap, body: Body) -> Response {
     let snapshot = match authenticate(&state, &headers) {
         Ok(s) => s,
@@ -230,7 +269,7 @@ async fn evaluate_all(State(state): State<SharedState>, headers: HeaderMap, body
     };
     let body = match read_body(body, MAX_BODY).await {
         Ok(b) => b,
-        Err(e) => return failure(e.status, None, "PARSE_ERROR", &e.message),
+        Err(e) => return failure(e.status(), None, "PARSE_ERROR", &e.message),
     };
     // The answer depends only on the matrix, the schema and the request body.
     let mut hasher = Sha256::new();

@@ -3,24 +3,32 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::openapi::schemas;
 use crate::SharedState;
 
-/// The OpenAPI document of every route.
-pub const OPENAPI: &str = include_str!("../../openapi.json");
-
 /// The operations routes.
-pub fn router() -> Router<SharedState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/openapi.json", get(openapi))
+pub fn router() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(metrics)).routes(routes!(openapi))
 }
 
-/// Healthy when the database answers and every environment is loaded.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "ops",
+    operation_id = "healthz",
+    summary = r#"Health check"#,
+    description = r#"Healthy when the database answers; reports how many environments are loaded."#,
+    responses(
+        (status = 200, description = r#"Healthy."#, body = schemas::Healthy, content_type = "application/json", example = json!({"status": "ok", "environments": 3})),
+        (status = 503, description = r#"The database does not answer."#, body = schemas::Unhealthy, content_type = "application/json")
+    ),
+    security()
+)]
 async fn healthz(State(state): State<SharedState>) -> Response {
     match state.store.list_projects().await {
         Ok(_) => {
@@ -35,6 +43,18 @@ async fn healthz(State(state): State<SharedState>) -> Response {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    operation_id = "metrics",
+    summary = r#"Prometheus metrics"#,
+    description = r#"OpenMetrics text: requests by route template, evaluations, events, stream clients, published revisions."#,
+    responses(
+        (status = 200, description = r#"The metrics."#, body = String, content_type = "application/openmetrics-text")
+    ),
+    security()
+)]
 async fn metrics(State(state): State<SharedState>) -> Response {
     (
         StatusCode::OK,
@@ -44,6 +64,17 @@ async fn metrics(State(state): State<SharedState>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "ops",
+    operation_id = "openapi",
+    summary = r#"This document"#,
+    responses(
+        (status = 200, description = r#"The OpenAPI document."#, body = Object, content_type = "application/json")
+    ),
+    security()
+)]
 async fn openapi() -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], crate::openapi::document()).into_response()
 }

@@ -1,4 +1,4 @@
-//! The Pipet-compatible API (reference §6), one per environment, rooted at
+//! The Pipet-compatible API (docs/proctor.md §6), one per environment, rooted at
 //! `/pipet/{sdk_key}` so that `PROCTOR_API_ROOT` alone names the environment and its key.
 //! Envelopes, status codes and messages are Pipet's.
 
@@ -8,24 +8,47 @@ use avsb_core::pipet::{self, IdentifyParams};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
-use axum::Router;
+use axum::routing::any;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use serde_json::{json, Value};
 
+use crate::openapi::{responses, schemas};
 use crate::registry::EnvSnapshot;
 use crate::store::now_millis;
 use crate::SharedState;
 
-/// The Pipet routes.
-pub fn router() -> Router<SharedState> {
-    Router::new()
-        .route("/pipet/{sdk_key}/groups/identify", get(identify))
-        .route("/pipet/{sdk_key}/proctor/matrix", get(matrix))
-        .route("/pipet/{sdk_key}/proctor/matrix/audit", get(audit))
-        .route("/pipet/{sdk_key}/proctor/matrix/definition/{test}", get(definition))
-        .route("/pipet/{sdk_key}/config/context", any(config_context))
-        .route("/pipet/{sdk_key}/config/identifiers", any(config_identifiers))
+/// The Pipet routes. Pipet answers its configuration endpoints whatever the method, and any
+/// other path under the root with its 404 envelope (the one route left out of the OpenAPI
+/// document, which describes it in the `pipet` tag instead).
+pub fn router() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new()
+        .routes(routes!(identify))
+        .routes(routes!(matrix))
+        .routes(routes!(audit))
+        .routes(routes!(definition))
+        .routes(routes!(config_context))
+        .routes(routes!(config_identifiers))
+        // Pipet answers its configuration whatever the method; GET is the documented one.
+        .route("/pipet/{sdk_key}/config/context", other_methods(config_context))
+        .route("/pipet/{sdk_key}/config/identifiers", other_methods(config_identifiers))
         .route("/pipet/{sdk_key}/{*rest}", any(unknown))
+}
+
+/// Every method but GET (and HEAD, which GET answers).
+fn other_methods<H, T>(handler: H) -> axum::routing::MethodRouter<SharedState>
+where
+    H: axum::handler::Handler<T, SharedState>,
+    T: 'static,
+{
+    use axum::routing::MethodFilter;
+    let filter = MethodFilter::POST
+        .or(MethodFilter::PUT)
+        .or(MethodFilter::DELETE)
+        .or(MethodFilter::PATCH)
+        .or(MethodFilter::OPTIONS)
+        .or(MethodFilter::TRACE);
+    axum::routing::on(filter, handler)
 }
 
 /// A path under `/pipet/` that no route matches, or a method a route does not take: Pipet's
@@ -107,6 +130,27 @@ fn identify_params(snapshot: &EnvSnapshot, uri: &Uri, headers: &HeaderMap) -> Id
     params
 }
 
+#[utoipa::path(
+    get,
+    path = "/pipet/{sdk_key}/groups/identify",
+    tag = "pipet",
+    operation_id = "pipetIdentify",
+    summary = r#"Assign buckets (Pipet `/groups/identify`)"#,
+    description = r#"Evaluates the environment's tests for one request, as Proctor Pipet does. Context variables and identifiers are read where the schema says: query parameters `ctx.<sourceKey>` and `id.<sourceKey>`, or headers. Unconfigured parameters are ignored; repeated parameters: the first wins. `groups` holds only the tests that got a bucket."#,
+    params(
+        ("sdk_key" = String, Path, description = r#"A server SDK key of the environment: `PROCTOR_API_ROOT` is `<server>/pipet/<sdk key>`."#, example = json!("sdk-AbC123...")),
+        ("test" = Option<String>, Query, description = r#"Comma-separated test names. Absent: every test. Present but empty: no test."#, example = json!("buttoncolortst,newfeaturerollout")),
+        ("prforceGroups" = Option<String>, Query, description = r#"Force groups, Pipet's subset: comma-separated `<testName><bucketValue>` (e.g. `buttoncolortst2`)."#),
+        ("ctx" = Option<Object>, Query, description = r#"Context variables configured with source `QUERY`, as `ctx.<sourceKey>=<text>`; converted by the variable's type. A missing variable without a default is a 400."#, example = json!({"ctx.country": "US", "ctx.loggedIn": "true"})),
+        ("id" = Option<Object>, Query, description = r#"Identifiers configured with source `QUERY`, as `id.<sourceKey>=<identifier>`. At least one configured identifier (query or header) is required; an empty value counts."#, example = json!({"id.USER": "pa5xq0lz4n80"}))
+    ),
+    responses(
+        (status = 200, description = r#"The assignment."#, body = schemas::PipetIdentifyEnvelope, content_type = "application/json", headers(("Cache-Control" = String, description = r#"`no-cache, no-store, max-age=0, must-revalidate`."#))),
+        (status = 400, description = r#"Pipet's refusals: `Request must have at least one identifier.`, `Required variable '<name>' not found by '<SOURCE>:<key>'. See the pipet configuration.`, or `Could not convert raw value '<raw>' to type '<java type>' for context variable '<name>': <detail>`."#, body = schemas::PipetError, content_type = "application/json"),
+        (status = 401, response = responses::PipetUnauthorized)
+    ),
+    security()
+)]
 async fn identify(State(state): State<SharedState>, Path(sdk_key): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
     let snapshot = match environment(&state, &sdk_key) {
         Ok(s) => s,
@@ -124,6 +168,22 @@ async fn identify(State(state): State<SharedState>, Path(sdk_key): Path<String>,
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/pipet/{sdk_key}/proctor/matrix",
+    tag = "pipet",
+    operation_id = "pipetMatrix",
+    summary = r#"The verified matrix (Pipet `/proctor/matrix`)"#,
+    description = r#"The environment's matrix as Proctor writes it, without an envelope: nulls kept, doubles in plain notation."#,
+    params(
+        ("sdk_key" = String, Path, description = r#"A server SDK key of the environment: `PROCTOR_API_ROOT` is `<server>/pipet/<sdk key>`."#, example = json!("sdk-AbC123..."))
+    ),
+    responses(
+        (status = 200, description = r#"The matrix (no envelope)."#, body = schemas::TestMatrixArtifact, content_type = "application/json", headers(("Cache-Control" = String, description = r#"`no-cache, no-store, max-age=0, must-revalidate`."#))),
+        (status = 401, response = responses::PipetUnauthorized)
+    ),
+    security()
+)]
 async fn matrix(State(state): State<SharedState>, Path(sdk_key): Path<String>) -> Response {
     match environment(&state, &sdk_key) {
         Ok(snapshot) => with_headers(StatusCode::OK, snapshot.matrix_json.to_vec()),
@@ -131,6 +191,21 @@ async fn matrix(State(state): State<SharedState>, Path(sdk_key): Path<String>) -
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/pipet/{sdk_key}/proctor/matrix/audit",
+    tag = "pipet",
+    operation_id = "pipetAudit",
+    summary = r#"The matrix audit (Pipet `/proctor/matrix/audit`)"#,
+    params(
+        ("sdk_key" = String, Path, description = r#"A server SDK key of the environment: `PROCTOR_API_ROOT` is `<server>/pipet/<sdk key>`."#, example = json!("sdk-AbC123..."))
+    ),
+    responses(
+        (status = 200, description = r#"The audit."#, body = schemas::PipetAuditEnvelope, content_type = "application/json", headers(("Cache-Control" = String, description = r#"`no-cache, no-store, max-age=0, must-revalidate`."#))),
+        (status = 401, response = responses::PipetUnauthorized)
+    ),
+    security()
+)]
 async fn audit(State(state): State<SharedState>, Path(sdk_key): Path<String>) -> Response {
     match environment(&state, &sdk_key) {
         Ok(snapshot) => envelope(&snapshot.matrix.audit().to_json()),
@@ -138,6 +213,24 @@ async fn audit(State(state): State<SharedState>, Path(sdk_key): Path<String>) ->
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/pipet/{sdk_key}/proctor/matrix/definition/{test}",
+    tag = "pipet",
+    operation_id = "pipetDefinition",
+    summary = r#"One test definition (Pipet `/proctor/matrix/definition/{testName}`)"#,
+    params(
+        ("sdk_key" = String, Path, description = r#"A server SDK key of the environment: `PROCTOR_API_ROOT` is `<server>/pipet/<sdk key>`."#, example = json!("sdk-AbC123...")),
+        ("test" = String, Path, description = r#"The test name."#, example = json!("buttoncolortst"))
+    ),
+    responses(
+        (status = 200, description = r#"The test definition."#, body = schemas::PipetDefinitionEnvelope, content_type = "application/json", headers(("Cache-Control" = String, description = r#"`no-cache, no-store, max-age=0, must-revalidate`."#))),
+        (status = 401, response = responses::PipetUnauthorized),
+        (status = 400, description = r#"`The test name in the path is not valid UTF-8.` (a percent-encoded name that does not decode)."#, body = schemas::PipetError, content_type = "application/json"),
+        (status = 404, description = r#"`'<test>' test definition not found in test matrix.`"#, body = schemas::PipetError, content_type = "application/json")
+    ),
+    security()
+)]
 async fn definition(
     State(state): State<SharedState>,
     path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
@@ -155,6 +248,22 @@ async fn definition(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/pipet/{sdk_key}/config/context",
+    tag = "pipet",
+    operation_id = "pipetConfigContext",
+    summary = r#"Context variable configuration (Pipet `/config/context`)"#,
+    description = r#"Per variable: `source`, the effective `sourceKey` (`ctx.<key>` for QUERY, the header name for HEADER), the Java canonical `type`, and `defaultValue` when set. Any HTTP method is accepted, as in Pipet."#,
+    params(
+        ("sdk_key" = String, Path, description = r#"A server SDK key of the environment: `PROCTOR_API_ROOT` is `<server>/pipet/<sdk key>`."#, example = json!("sdk-AbC123..."))
+    ),
+    responses(
+        (status = 200, description = r#"The configuration."#, body = schemas::PipetContextEnvelope, content_type = "application/json", headers(("Cache-Control" = String, description = r#"`no-cache, no-store, max-age=0, must-revalidate`."#))),
+        (status = 401, response = responses::PipetUnauthorized)
+    ),
+    security()
+)]
 async fn config_context(State(state): State<SharedState>, Path(sdk_key): Path<String>) -> Response {
     match environment(&state, &sdk_key) {
         Ok(snapshot) => envelope(&snapshot.matrix.schema().context_config_json()),
@@ -162,6 +271,22 @@ async fn config_context(State(state): State<SharedState>, Path(sdk_key): Path<St
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/pipet/{sdk_key}/config/identifiers",
+    tag = "pipet",
+    operation_id = "pipetConfigIdentifiers",
+    summary = r#"Identifier configuration (Pipet `/config/identifiers`)"#,
+    description = r#"Per identifier type: `source` and the effective `sourceKey` (`id.<key>` for QUERY, the header name for HEADER). Any HTTP method is accepted, as in Pipet."#,
+    params(
+        ("sdk_key" = String, Path, description = r#"A server SDK key of the environment: `PROCTOR_API_ROOT` is `<server>/pipet/<sdk key>`."#, example = json!("sdk-AbC123..."))
+    ),
+    responses(
+        (status = 200, description = r#"The configuration."#, body = schemas::PipetIdentifiersEnvelope, content_type = "application/json", headers(("Cache-Control" = String, description = r#"`no-cache, no-store, max-age=0, must-revalidate`."#))),
+        (status = 401, response = responses::PipetUnauthorized)
+    ),
+    security()
+)]
 async fn config_identifiers(State(state): State<SharedState>, Path(sdk_key): Path<String>) -> Response {
     match environment(&state, &sdk_key) {
         Ok(snapshot) => envelope(&snapshot.matrix.schema().identifiers_config_json()),

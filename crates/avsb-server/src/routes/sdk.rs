@@ -13,18 +13,19 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use futures_util::stream::{self, Stream};
 use tokio::sync::watch;
 
+use crate::openapi::{responses, schemas};
 use crate::auth::SdkClient;
 use crate::registry::EnvSnapshot;
 use crate::SharedState;
 
 /// The SDK routes.
-pub fn router() -> Router<SharedState> {
-    Router::new().route("/sdk/v1/datafile", get(datafile)).route("/sdk/v1/stream", get(stream_datafiles))
+pub fn router() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new().routes(routes!(datafile)).routes(routes!(stream_datafiles))
 }
 
 fn etag_value(snapshot: &EnvSnapshot) -> HeaderValue {
@@ -39,6 +40,23 @@ pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/sdk/v1/datafile",
+    tag = "sdk",
+    operation_id = "getDatafile",
+    summary = r#"The environment's datafile"#,
+    description = r#"What SDKs that evaluate locally read: the matrix, the schema and their versions. The `ETag` is `"<revision>.<schemaVersion>"`; send it as `If-None-Match` to get 304 while nothing changed."#,
+    params(
+        ("If-None-Match" = Option<String>, Header, description = r#"Entity tags from earlier answers (comma-separated, or `*`); a match answers 304."#)
+    ),
+    responses(
+        (status = 200, description = r#"The datafile."#, body = schemas::Datafile, content_type = "application/json", headers(("ETag" = String, description = r#"`"<revision>.<schemaVersion>"`; also the stream's event id (unquoted)."#), ("Cache-Control" = String, description = r#"`no-cache`."#))),
+        (status = 304, description = r#"Unchanged; no body."#, headers(("ETag" = String, description = r#"`"<revision>.<schemaVersion>"`; also the stream's event id (unquoted)."#))),
+        (status = 401, response = responses::Unauthorized)
+    ),
+    security(("sdkKey" = []), ("sdkApiKey" = []))
+)]
 async fn datafile(client: SdkClient, headers: HeaderMap) -> Response {
     let snapshot = client.environment.current();
     if not_modified(&headers, &snapshot.etag) {
@@ -81,6 +99,22 @@ struct StreamState {
     _connected: Connected,
 }
 
+#[utoipa::path(
+    get,
+    path = "/sdk/v1/stream",
+    tag = "sdk",
+    operation_id = "streamDatafiles",
+    summary = r#"Datafile change stream (Server-Sent Events)"#,
+    description = r#"A Server-Sent Events stream. Each event is `event: datafile`, `id: <datafile ETag without quotes>`, `data: <the datafile JSON>` (the first also carries `retry: 1000`). On connect the current datafile is sent unless `Last-Event-ID` names it; then one event per new revision or schema. Idle streams carry a `: heartbeat` comment (every 15 s by default). The stream ends when the server shuts down, and when its SDK key is revoked (a revoked key reads nothing more; reconnecting with it answers 401)."#,
+    params(
+        ("Last-Event-ID" = Option<String>, Header, description = r#"The last event id received; if it is current, nothing is sent until the next change."#, example = json!("44.3"))
+    ),
+    responses(
+        (status = 200, description = r#"The event stream."#, body = String, content_type = "text/event-stream", example = json!("event: datafile\nid: 44.3\ndata: {\"project\":\"demo\",...}\nretry: 1000\n\n: heartbeat\n\n")),
+        (status = 401, response = responses::Unauthorized)
+    ),
+    security(("sdkKey" = []), ("sdkApiKey" = []))
+)]
 async fn stream_datafiles(
     State(state): State<SharedState>,
     client: SdkClient,

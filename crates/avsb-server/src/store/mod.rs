@@ -1,11 +1,10 @@
 //! Storage: projects → environments → revisions, SDK keys, admin tokens and events, behind one
 //! trait so handlers never know which database they talk to. Every backend runs the same
-//! conformance suite (`conformance`).
+//! conformance suite (`tests/store/conformance.rs`).
 
 use async_trait::async_trait;
 use serde::Serialize;
 
-pub mod conformance;
 pub mod sqlite;
 
 pub use sqlite::SqliteStore;
@@ -125,7 +124,8 @@ pub struct Revision {
 }
 
 /// A server SDK key as listed (never the secret itself).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = SdkKey)]
 #[serde(rename_all = "camelCase")]
 pub struct SdkKeyInfo {
     /// Its id.
@@ -144,7 +144,7 @@ pub struct SdkKeyInfo {
 }
 
 /// An admin token's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// May read everything.
@@ -173,7 +173,8 @@ impl Role {
 }
 
 /// An admin token as listed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = AdminToken)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminTokenInfo {
     /// Its id.

@@ -1,9 +1,9 @@
-//! The conformance suite every [`Store`] backend must pass. A new backend (PostgreSQL) adds one
-//! test that calls [`run`] on a fresh, empty store.
+//! The conformance suite every `Store` backend must pass. A new backend (PostgreSQL) adds one
+//! test in `store_conformance.rs` that calls [`run`] on a fresh, empty store.
 
 use anyhow::{ensure, Context};
 
-use super::{NewEvent, NewProject, Revision, RevisionMeta, Role, Store, StoreError};
+use avsb_server::store::{NewEvent, NewProject, Revision, RevisionMeta, Role, Store, StoreError};
 
 fn revision(id: i64, environment_id: i64, parent: Option<i64>, kind: &str, matrix: &str) -> Revision {
     Revision {

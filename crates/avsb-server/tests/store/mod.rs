@@ -1,0 +1,3 @@
+//! The store conformance suite, shared by the backends' tests.
+
+pub mod conformance;
