@@ -1,6 +1,6 @@
 //! Responses many operations share, registered once as components.
 
-use utoipa::ToResponse;
+use utoipa::{IntoResponses, ToResponse};
 
 use super::schemas;
 
@@ -48,3 +48,39 @@ pub struct PipetUnauthorized(#[allow(dead_code)] schemas::PipetError);
 #[derive(ToResponse)]
 #[response(description = r#"No SDK key, or an unknown or revoked one."#, content_type = "application/json", example = json!({"errorDetails": "unknown or revoked SDK key"}))]
 pub struct OfrepUnauthorized(#[allow(dead_code)] schemas::OfrepErrorDetails);
+
+/// The errors every write to a matrix may answer besides its own 400 and 404.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum WriteErrors {
+    /// See [`Unauthorized`].
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] Unauthorized),
+    /// See [`Forbidden`].
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Forbidden),
+    /// See [`Conflict`].
+    #[response(status = 409)]
+    Conflict(#[ref_response] Conflict),
+    /// See [`PayloadTooLarge`].
+    #[response(status = 413)]
+    PayloadTooLarge(#[ref_response] PayloadTooLarge),
+    /// See [`Unprocessable`].
+    #[response(status = 422)]
+    Unprocessable(#[ref_response] Unprocessable),
+    /// See [`InternalError`].
+    #[response(status = 500)]
+    InternalError(#[ref_response] InternalError),
+}
+
+/// The errors every admin read may answer besides its own 400 and 404.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum ReadErrors {
+    /// See [`Unauthorized`].
+    #[response(status = 401)]
+    Unauthorized(#[ref_response] Unauthorized),
+    /// See [`InternalError`].
+    #[response(status = 500)]
+    InternalError(#[ref_response] InternalError),
+}

@@ -312,6 +312,59 @@ mod tests {
         }
     }
 
+    /// The share of identifiers whose bucket differs between two definitions of test `t`, as the
+    /// engine evaluates them.
+    fn evaluated_share(old: &TestDefinition, new: &TestDefinition, n: usize) -> f64 {
+        use avsb_core::{CompiledMatrix, ContextSchema, MatrixDocument};
+        let schema = ContextSchema::from_json(r#"{"context": {}, "identifiers": {"USER": {"source": "QUERY"}}}"#).unwrap();
+        let compile = |t: &TestDefinition| {
+            let mut test = t.clone();
+            test.buckets = vec![
+                avsb_core::document::Bucket { name: "a".into(), value: 0, description: None, payload: None },
+                avsb_core::document::Bucket { name: "b".into(), value: 1, description: None, payload: None },
+                avsb_core::document::Bucket { name: "c".into(), value: 2, description: None, payload: None },
+            ];
+            let document = MatrixDocument { tests: [("t".to_string(), test)].into_iter().collect(), ..MatrixDocument::default() };
+            let compilation = CompiledMatrix::compile(document, &schema);
+            assert!(compilation.dropped_tests().is_empty(), "{:?}", compilation.diagnostics);
+            compilation.matrix
+        };
+        let (a, b) = (compile(old), compile(new));
+        let bucket = |m: &CompiledMatrix, id: &str| {
+            let mut request = m.request();
+            request.identifiers[m.identifier_slot("USER").unwrap()] = Some(id.to_string().into());
+            m.evaluate_test("t", &request).and_then(|x| x.bucket.map(|b| b.value))
+        };
+        let moved = (0..n).filter(|i| {
+            let id = format!("user-{i}");
+            bucket(&a, &id) != bucket(&b, &id)
+        });
+        moved.count() as f64 / n as f64
+    }
+
+    #[test]
+    fn the_exact_share_is_what_evaluation_does_to_real_identifiers() {
+        let cases = [
+            (test(&[(None, &[(0, 0.9), (1, 0.1)])]), test(&[(None, &[(0, 0.5), (1, 0.5)])])),
+            (test(&[(None, &[(0, 0.34), (1, 0.33), (2, 0.33)])]), test(&[(None, &[(2, 0.2), (0, 0.5), (1, 0.3)])])),
+            (test(&[(None, &[(0, 0.5), (1, 0.5)])]), test(&[(None, &[(1, 0.5), (0, 0.5)])])),
+        ];
+        let n = 40_000;
+        for (old, new) in cases {
+            let predicted = reassignment(&old, &new).allocations[0].share.unwrap();
+            let observed = evaluated_share(&old, &new, n);
+            // Four standard errors of a binomial share.
+            let tolerance = 4.0 * (predicted * (1.0 - predicted) / n as f64).sqrt() + 1e-9;
+            assert!((predicted - observed).abs() <= tolerance, "predicted {predicted}, observed {observed}");
+        }
+        let old = test(&[(None, &[(0, 0.5), (1, 0.5)])]);
+        let mut new = old.clone();
+        new.salt = Some("reshuffled".into());
+        let expected = reassignment(&old, &new).allocations[0].share.unwrap();
+        let observed = evaluated_share(&old, &new, n);
+        assert!((expected - observed).abs() <= 4.0 * (0.25f64 / n as f64).sqrt(), "expected {expected}, observed {observed}");
+    }
+
     #[test]
     fn a_ramp_from_10_to_50_percent_moves_40_percent_exactly() {
         let old = test(&[(None, &[(0, 0.9), (1, 0.1)])]);

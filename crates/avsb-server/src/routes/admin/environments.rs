@@ -13,7 +13,7 @@ use super::views::{CommittedView, EnvironmentView, ProjectView};
 use crate::auth::{Admin, Writer};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Based, HasBaseRevision, JsonBody};
-use crate::openapi::{responses, schemas};
+use crate::openapi::{params, responses, schemas};
 use crate::ops::edit::MatrixEdit;
 use crate::ops::input::{read_matrix, RevisionId};
 use crate::ops::WriteMeta;
@@ -42,7 +42,7 @@ pub struct EnvironmentList {
     summary = r#"List a project's environments"#,
     description = r#"In promotion order."#,
     params(
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo"))
+        params::ProjectPath
     ),
     responses(
         (status = 200, description = r#"The environments."#, body = EnvironmentList, content_type = "application/json"),
@@ -81,7 +81,7 @@ pub struct CreateEnvironment {
     summary = r#"Create an environment"#,
     description = r#"Adds an environment after the existing ones in promotion order. Its first revision is empty, or a copy of `copyFrom`'s current matrix. `name`, when given, must not be empty or blank."#,
     params(
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo"))
+        params::ProjectPath
     ),
     request_body(content = CreateEnvironment, content_type = "application/json", example = json!({"key": "qa", "name": "QA", "copyFrom": "development"})),
     responses(
@@ -136,18 +136,16 @@ pub(super) struct RevisionQuery {
     summary = r#"Get an environment's matrix"#,
     description = r#"The environment's matrix (`TestMatrixArtifact`) at its current revision, or at `revision`. The `ETag` is the quoted revision version, usable as `If-Match` on writes; send it as `If-None-Match` to get 304 while that revision is still the one asked for."#,
     params(
+        params::EnvironmentPath,
         ("If-None-Match" = Option<String>, Header, description = r#"Entity tags from earlier answers (comma-separated, or `*`); a match answers 304."#),
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo")),
-        ("environment" = String, Path, description = r#"The environment key."#, example = json!("production")),
         ("revision" = Option<String>, Query, description = r#"A revision version of this environment; default: the current one."#, example = json!("41"))
     ),
     responses(
         (status = 200, description = r#"The matrix."#, body = schemas::TestMatrixArtifact, content_type = "application/json", headers(("ETag" = String, description = r#"The quoted revision version (`"41"`)."#))),
         (status = 304, description = r#"`If-None-Match` names the revision's entity tag (or is `*`); no body."#, headers(("ETag" = String, description = r#"The quoted revision version (`"41"`)."#))),
         (status = 400, description = r#"`revision` is not a revision version (`invalid_field`). A query string that does not fit (a non-numeric number, a repeated parameter, a missing required or an unknown parameter) is `invalid_query`. Codes: `invalid_field`, `invalid_query`."#, body = schemas::BadRequestError, content_type = "application/json"),
-        (status = 401, response = responses::Unauthorized),
-        (status = 404, description = r#"The environment, or the revision in it, does not exist. Codes: `not_found`."#, body = schemas::ApiError, content_type = "application/json"),
-        (status = 500, response = responses::InternalError)
+        responses::ReadErrors,
+        (status = 404, description = r#"The environment, or the revision in it, does not exist. Codes: `not_found`."#, body = schemas::ApiError, content_type = "application/json")
     ),
     security(("adminToken" = []), ("adminApiKey" = []))
 )]
@@ -206,21 +204,15 @@ impl HasBaseRevision for PutMatrix {
     summary = r#"Replace an environment's matrix"#,
     description = r#"Replaces every test. `matrix.audit` is optional (the server writes its own). Tests equal to the current ones keep their `version`; a new or changed test keeps the `version` the document gives it when that differs from the current one, else gets the new revision's version. Every bucket needs its `value` and every range its `bucketValue` and `length` (Proctor would read them as 0): a missing one answers 422 with diagnostics of code `missing_field`. The write is based on `baseRevision` (body) or `If-Match` (header) when given: a stale base answers 409 and changes nothing. The new matrix is validated first: a change that would drop a test answers 422 with the diagnostics and changes nothing."#,
     params(
-        ("If-Match" = Option<String>, Header, description = r#"The revision version the write is based on (`"41"`, as in a matrix `ETag`); used when the body has no `baseRevision`."#, example = json!("\"41\"")),
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo")),
-        ("environment" = String, Path, description = r#"The environment key."#, example = json!("production"))
+        params::IfMatch,
+        params::EnvironmentPath
     ),
     request_body(content = PutMatrix, content_type = "application/json"),
     responses(
         (status = 200, description = r#"The change is committed as a new revision and served at once."#, body = CommittedView, content_type = "application/json"),
         (status = 400, description = r#"Malformed request: `matrix` is not an object, or `baseRevision`/`If-Match` is not a revision version (`invalid_field`); the document is not a matrix at all (no `tests`, `tests` not an object, an unreadable `audit`: `unreadable_matrix`); a test name is malformed (`invalid_test_name`). A readable matrix whose tests do not load is the 422 (`invalid_matrix`). A body that is not JSON (a syntax error, trailing text, or an empty body) is `invalid_json`. Valid JSON that does not fit the request is `invalid_field`: an unknown field or a value of the wrong type answers `the request body does not fit at '<field>': ...` with `field` naming where (`bogus`, `environments[0]`, `comment`); a missing required field answers `the request body does not fit: missing field ...` (no `field`); an array, string, number or null where an object is expected answers `invalid type: the request body must be a JSON object, not an array` (no `field`). Codes: `invalid_json`, `unreadable_body`, `invalid_field`, `unreadable_matrix`, `invalid_test_name`."#, body = schemas::BadRequestError, content_type = "application/json"),
-        (status = 401, response = responses::Unauthorized),
-        (status = 403, response = responses::Forbidden),
-        (status = 404, response = responses::NotFound),
-        (status = 409, response = responses::Conflict),
-        (status = 413, response = responses::PayloadTooLarge),
-        (status = 422, response = responses::Unprocessable),
-        (status = 500, response = responses::InternalError)
+        responses::WriteErrors,
+        (status = 404, response = responses::NotFound)
     ),
     security(("adminToken" = ["write"]), ("adminApiKey" = ["write"]))
 )]

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use crate::auth::Admin;
 use crate::error::ApiResult;
 use crate::extract::ApiQuery;
-use crate::openapi::{responses, schemas};
+use crate::openapi::{params, responses, schemas};
 use crate::SharedState;
 
 /// The admin event routes.
@@ -41,8 +41,7 @@ pub struct EventList {
     summary = r#"List stored events"#,
     description = r#"The environment's stored events, oldest first, after an event id (for paging)."#,
     params(
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo")),
-        ("environment" = String, Path, description = r#"The environment key."#, example = json!("production")),
+        params::EnvironmentPath,
         ("after" = Option<i64>, Query, description = r#"Only events with a larger `id`."#),
         ("limit" = Option<i64>, Query, description = r#"At most this many; clamped to 1..1000."#)
     ),

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use crate::auth::{Admin, Writer};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::OptionalJsonBody;
-use crate::openapi::{responses, schemas};
+use crate::openapi::{params, responses, schemas};
 use crate::store::{AdminTokenInfo, Role, SdkKeyInfo};
 use crate::SharedState;
 
@@ -39,8 +39,7 @@ pub struct SdkKeyList {
     summary = r#"List SDK keys"#,
     description = r#"The environment's server SDK keys, revoked ones included; secrets are never shown."#,
     params(
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo")),
-        ("environment" = String, Path, description = r#"The environment key."#, example = json!("production"))
+        params::EnvironmentPath
     ),
     responses(
         (status = 200, description = r#"The keys."#, body = SdkKeyList, content_type = "application/json"),
@@ -88,8 +87,7 @@ pub struct CreatedSdkKey {
     summary = r#"Create an SDK key"#,
     description = r#"Creates a server SDK key for the environment. The secret (`key`) is returned once, never again."#,
     params(
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo")),
-        ("environment" = String, Path, description = r#"The environment key."#, example = json!("production"))
+        params::EnvironmentPath
     ),
     request_body(content = CreateSdkKey, content_type = "application/json", description = r#"Optional; an empty body is allowed."#, example = json!({"name": "web backend"})),
     responses(
@@ -127,8 +125,7 @@ fn id_param(text: &str, what: &str) -> ApiResult<i64> {
     summary = r#"Revoke an SDK key"#,
     description = r#"Takes effect at once for every API that accepts the key; open `/sdk/v1/stream` connections made with it end."#,
     params(
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo")),
-        ("environment" = String, Path, description = r#"The environment key."#, example = json!("production")),
+        params::EnvironmentPath,
         ("key_id" = String, Path, description = r#"The key's `id`."#, example = json!("3"))
     ),
     responses(
@@ -166,8 +163,7 @@ pub struct TokenList {
     description = "Every admin token of the instance, revoked ones included; never the secrets.",
     responses(
         (status = 200, description = "The tokens.", body = TokenList),
-        (status = 401, response = responses::Unauthorized),
-        (status = 500, response = responses::InternalError)
+        responses::ReadErrors
     ),
     security(("adminToken" = []), ("adminApiKey" = []))
 )]

@@ -16,7 +16,7 @@ use super::views::ProjectView;
 use crate::auth::{Admin, Writer};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, JsonValue, SchemaBase};
-use crate::openapi::{responses, schemas};
+use crate::openapi::{params, responses, schemas};
 use crate::ops::projects::{read_schema, ProjectSpec, DEFAULT_ENVIRONMENTS, DEFAULT_SCHEMA};
 use crate::routes::json_bytes;
 use crate::SharedState;
@@ -45,8 +45,7 @@ pub struct ProjectList {
     description = r#"Every project with its environments, by key."#,
     responses(
         (status = 200, description = r#"The projects."#, body = ProjectList, content_type = "application/json"),
-        (status = 401, response = responses::Unauthorized),
-        (status = 500, response = responses::InternalError)
+        responses::ReadErrors
     ),
     security(("adminToken" = []), ("adminApiKey" = []))
 )]
@@ -128,7 +127,7 @@ async fn create_project(
     operation_id = "getProject",
     summary = r#"Get a project"#,
     params(
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo"))
+        params::ProjectPath
     ),
     responses(
         (status = 200, description = r#"The project."#, body = ProjectView, content_type = "application/json"),
@@ -161,7 +160,7 @@ pub struct UpdateProject {
     summary = r#"Rename a project or change its default identifier type"#,
     description = r#"Fields left out keep their value. `name` must not be empty or blank. `defaultIdentifierType` must be an identifier type of the schema (Proctor's type names are matched ignoring case)."#,
     params(
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo"))
+        params::ProjectPath
     ),
     request_body(content = UpdateProject, content_type = "application/json", example = json!({"defaultIdentifierType": "ACCOUNT"})),
     responses(
@@ -194,7 +193,7 @@ async fn update_project(
     summary = r#"Get the context schema"#,
     description = r#"The project's context schema in Pipet's configuration format, normalised (canonical type names). The `ETag` is the quoted schema version, for `If-Match` on `PUT`. `If-None-Match` is not honoured."#,
     params(
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo"))
+        params::ProjectPath
     ),
     responses(
         (status = 200, description = r#"The schema."#, body = schemas::ContextSchema, content_type = "application/json", headers(("ETag" = String, description = r#"The quoted schema version (`"3"`)."#))),
@@ -221,8 +220,8 @@ async fn get_schema(State(state): State<SharedState>, _admin: Admin, Path(key): 
     summary = r#"Replace the context schema"#,
     description = r#"Replaces the schema after compiling every environment's current matrix against it; if any test would be dropped, nothing changes (422, `diagnostics` keyed by environment). A field Pipet's configuration does not have is refused (400 `invalid_schema` with its `path`), and so is a schema without the project's `defaultIdentifierType` (change that first). A schema that normalises to the current one changes nothing and keeps `schemaVersion`; any other bumps it. With `If-Match`, the write applies only to that schema version (409 otherwise, with `currentSchemaVersion`)."#,
     params(
-        ("If-Match" = Option<String>, Header, description = r#"The schema version the write is based on (`"3"`, as in the schema's `ETag`)."#, example = json!("\"3\"")),
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo"))
+        params::ProjectPath,
+        ("If-Match" = Option<String>, Header, description = r#"The schema version the write is based on (`"3"`, as in the schema's `ETag`)."#, example = json!("\"3\""))
     ),
     request_body(content = schemas::ContextSchema, content_type = "application/json", description = r#"The schema document itself (strict JSON, no comments)."#, example = json!({"context": {"country": {"source": "QUERY", "type": "String", "defaultValue": "US"}}, "identifiers": {"USER": {"source": "QUERY"}}})),
     responses(

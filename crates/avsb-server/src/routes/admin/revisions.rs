@@ -13,7 +13,7 @@ use super::views::{CommittedView, RevisionView};
 use crate::auth::{Admin, Writer};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Based, HasBaseRevision};
-use crate::openapi::{responses, schemas};
+use crate::openapi::{params, responses, schemas};
 use crate::ops::diff::{matrix_changes, ChangeKind, TestChange};
 use crate::ops::edit::MatrixEdit;
 use crate::ops::input::RevisionId;
@@ -53,8 +53,7 @@ pub struct RevisionList {
     summary = r#"List revisions"#,
     description = r#"The environment's revisions, newest first, without their matrices."#,
     params(
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo")),
-        ("environment" = String, Path, description = r#"The environment key."#, example = json!("production")),
+        params::EnvironmentPath,
         ("before" = Option<String>, Query, description = r#"Only revisions older than this revision version (for paging)."#, example = json!("40")),
         ("limit" = Option<i64>, Query, description = r#"At most this many; clamped to 1..500."#)
     ),
@@ -100,16 +99,14 @@ pub struct RevisionWithMatrix {
     operation_id = "getRevision",
     summary = r#"Get one revision with its matrix"#,
     params(
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo")),
-        ("environment" = String, Path, description = r#"The environment key."#, example = json!("production")),
+        params::EnvironmentPath,
         ("revision" = String, Path, description = r#"A revision version of this environment."#, example = json!("41"))
     ),
     responses(
         (status = 200, description = r#"The revision and its matrix."#, body = RevisionWithMatrix, content_type = "application/json"),
         (status = 400, description = r#"The revision is not a revision version. Codes: `invalid_field`."#, body = schemas::BadRequestError, content_type = "application/json"),
-        (status = 401, response = responses::Unauthorized),
-        (status = 404, description = r#"The environment, or the revision in it, does not exist. Codes: `not_found`."#, body = schemas::ApiError, content_type = "application/json"),
-        (status = 500, response = responses::InternalError)
+        responses::ReadErrors,
+        (status = 404, description = r#"The environment, or the revision in it, does not exist. Codes: `not_found`."#, body = schemas::ApiError, content_type = "application/json")
     ),
     security(("adminToken" = []), ("adminApiKey" = []))
 )]
@@ -150,21 +147,15 @@ impl HasBaseRevision for Rollback {
     summary = r#"Roll back to an earlier revision"#,
     description = r#"Writes a new revision whose tests are those of `revision` (an earlier revision of this environment), validated against the current schema. The write is based on `baseRevision` (body) or `If-Match` (header) when given: a stale base answers 409 and changes nothing. The new matrix is validated first: a change that would drop a test answers 422 with the diagnostics and changes nothing."#,
     params(
-        ("If-Match" = Option<String>, Header, description = r#"The revision version the write is based on (`"41"`, as in a matrix `ETag`); used when the body has no `baseRevision`."#, example = json!("\"41\"")),
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo")),
-        ("environment" = String, Path, description = r#"The environment key."#, example = json!("production"))
+        params::IfMatch,
+        params::EnvironmentPath
     ),
     request_body(content = Rollback, content_type = "application/json", example = json!({"revision": "38", "comment": "back to Monday"})),
     responses(
         (status = 200, description = r#"The change is committed as a new revision and served at once."#, body = CommittedView, content_type = "application/json"),
         (status = 400, description = r#"Malformed request, or `revision`/`baseRevision`/`If-Match` is not a revision version (`invalid_field`). A body that is not JSON (a syntax error, trailing text, or an empty body) is `invalid_json`. Valid JSON that does not fit the request is `invalid_field`: an unknown field or a value of the wrong type answers `the request body does not fit at '<field>': ...` with `field` naming where (`bogus`, `environments[0]`, `comment`); a missing required field answers `the request body does not fit: missing field ...` (no `field`); an array, string, number or null where an object is expected answers `invalid type: the request body must be a JSON object, not an array` (no `field`). Codes: `invalid_json`, `unreadable_body`, `invalid_field`."#, body = schemas::BadRequestError, content_type = "application/json"),
-        (status = 401, response = responses::Unauthorized),
-        (status = 403, response = responses::Forbidden),
-        (status = 404, description = r#"The project, the environment or the revision does not exist. Codes: `not_found`."#, body = schemas::ApiError, content_type = "application/json"),
-        (status = 409, response = responses::Conflict),
-        (status = 413, response = responses::PayloadTooLarge),
-        (status = 422, response = responses::Unprocessable),
-        (status = 500, response = responses::InternalError)
+        responses::WriteErrors,
+        (status = 404, description = r#"The project, the environment or the revision does not exist. Codes: `not_found`."#, body = schemas::ApiError, content_type = "application/json")
     ),
     security(("adminToken" = ["write"]), ("adminApiKey" = ["write"]))
 )]
@@ -224,16 +215,15 @@ pub struct DiffView {
     summary = r#"Compare two revisions"#,
     description = r#"Test-by-test differences between two revisions of any environments of the project (e.g. the current revisions of `staging` and `production`)."#,
     params(
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo")),
+        params::ProjectPath,
         ("from" = String, Query, description = r#"The older revision version."#, example = json!("12")),
         ("to" = String, Query, description = r#"The newer revision version."#, example = json!("15"))
     ),
     responses(
         (status = 200, description = r#"The differences."#, body = DiffView, content_type = "application/json"),
         (status = 400, description = r#"`from` or `to` is not a revision version (`invalid_field`). A query string that does not fit (a non-numeric number, a repeated parameter, a missing required or an unknown parameter) is `invalid_query`. Codes: `invalid_field`, `invalid_query`."#, body = schemas::BadRequestError, content_type = "application/json"),
-        (status = 401, response = responses::Unauthorized),
-        (status = 404, description = r#"The project, or a revision of it, does not exist. Codes: `not_found`."#, body = schemas::ApiError, content_type = "application/json"),
-        (status = 500, response = responses::InternalError)
+        responses::ReadErrors,
+        (status = 404, description = r#"The project, or a revision of it, does not exist. Codes: `not_found`."#, body = schemas::ApiError, content_type = "application/json")
     ),
     security(("adminToken" = []), ("adminApiKey" = []))
 )]

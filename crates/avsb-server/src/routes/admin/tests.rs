@@ -15,7 +15,7 @@ use super::views::CommittedView;
 use crate::auth::{Admin, Writer};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, BaseRevision, Based, HasBaseRevision};
-use crate::openapi::{responses, schemas};
+use crate::openapi::{params, responses, schemas};
 use crate::ops::edit::{BucketRef, MatrixEdit};
 use crate::ops::input::{ranges_of, read_definition, targets_of, EditRequest, RangeInput, RevisionId, TargetInput};
 use crate::ops::preview::Preview;
@@ -60,17 +60,14 @@ async fn commit(state: &SharedState, writer: &Writer, project: &str, environment
     summary = r#"Get one test definition"#,
     description = r#"The test's `ConsumableTestDefinition` in the current revision, or in `revision`."#,
     params(
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo")),
-        ("environment" = String, Path, description = r#"The environment key."#, example = json!("production")),
-        ("test" = String, Path, description = r#"The test name."#, example = json!("buttoncolortst")),
+        params::TestPath,
         ("revision" = Option<String>, Query, description = r#"A revision version of this environment; default: the current one."#, example = json!("41"))
     ),
     responses(
         (status = 200, description = r#"The test definition."#, body = schemas::ConsumableTestDefinition, content_type = "application/json"),
         (status = 400, description = r#"`revision` is not a revision version (`invalid_field`). A query string that does not fit (a non-numeric number, a repeated parameter, a missing required or an unknown parameter) is `invalid_query`. Codes: `invalid_field`, `invalid_query`."#, body = schemas::BadRequestError, content_type = "application/json"),
-        (status = 401, response = responses::Unauthorized),
-        (status = 404, description = r#"The environment, the revision or the test does not exist. Codes: `not_found`."#, body = schemas::ApiError, content_type = "application/json"),
-        (status = 500, response = responses::InternalError)
+        responses::ReadErrors,
+        (status = 404, description = r#"The environment, the revision or the test does not exist. Codes: `not_found`."#, body = schemas::ApiError, content_type = "application/json")
     ),
     security(("adminToken" = []), ("adminApiKey" = []))
 )]
@@ -117,22 +114,15 @@ pub struct PutTest {
     summary = r#"Create or replace one test"#,
     description = r#"Saves one test; it gets the new revision's version. `definition` is the consumable form (as in a matrix), or Proctor's stored `definition.json` form when `format` is `stored` or the definition has `specialConstants`. Every bucket needs its `value` and every range its `bucketValue` and `length`: a missing one answers 422 with diagnostics of code `missing_field`. The write is based on `baseRevision` (body) or `If-Match` (header) when given: a stale base answers 409 and changes nothing. The new matrix is validated first: a change that would drop a test answers 422 with the diagnostics and changes nothing."#,
     params(
-        ("If-Match" = Option<String>, Header, description = r#"The revision version the write is based on (`"41"`, as in a matrix `ETag`); used when the body has no `baseRevision`."#, example = json!("\"41\"")),
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo")),
-        ("environment" = String, Path, description = r#"The environment key."#, example = json!("production")),
-        ("test" = String, Path, description = r#"The test name: 1 to 128 letters, digits, `_`, `-` or `.`."#, example = json!("checkout-v2"))
+        params::IfMatch,
+        params::TestPath
     ),
     request_body(content = PutTest, content_type = "application/json", example = json!({"definition": {"testType": "USER", "salt": "checkout-v2", "buckets": [{"name": "control", "value": 0}, {"name": "new", "value": 1}], "allocations": [{"ranges": [{"bucketValue": 0, "length": 0.5}, {"bucketValue": 1, "length": 0.5}]}]}, "comment": "50/50", "baseRevision": "41"})),
     responses(
         (status = 200, description = r#"The change is committed as a new revision and served at once."#, body = CommittedView, content_type = "application/json"),
         (status = 400, description = r#"A malformed test name in the path (`invalid_test_name`, checked first), or a malformed request: `definition` not an object, an unknown `format`, a malformed `baseRevision`/`If-Match` (`invalid_field`). A body that is not JSON (a syntax error, trailing text, or an empty body) is `invalid_json`. Valid JSON that does not fit the request is `invalid_field`: an unknown field or a value of the wrong type answers `the request body does not fit at '<field>': ...` with `field` naming where (`bogus`, `environments[0]`, `comment`); a missing required field answers `the request body does not fit: missing field ...` (no `field`); an array, string, number or null where an object is expected answers `invalid type: the request body must be a JSON object, not an array` (no `field`). Codes: `invalid_test_name`, `invalid_json`, `unreadable_body`, `invalid_field`."#, body = schemas::BadRequestError, content_type = "application/json"),
-        (status = 401, response = responses::Unauthorized),
-        (status = 403, response = responses::Forbidden),
-        (status = 404, response = responses::NotFound),
-        (status = 409, response = responses::Conflict),
-        (status = 413, response = responses::PayloadTooLarge),
-        (status = 422, response = responses::Unprocessable),
-        (status = 500, response = responses::InternalError)
+        responses::WriteErrors,
+        (status = 404, response = responses::NotFound)
     ),
     security(("adminToken" = ["write"]), ("adminApiKey" = ["write"]))
 )]
@@ -164,10 +154,8 @@ struct DeleteQuery {
     summary = r#"Delete one test"#,
     description = r#"Removes the test as a new revision. Deleting a test others depend on drops them, so it answers 422. A stale `baseRevision`/`If-Match` answers 409."#,
     params(
-        ("If-Match" = Option<String>, Header, description = r#"The revision version the write is based on (`"41"`, as in a matrix `ETag`); used when the body has no `baseRevision`."#, example = json!("\"41\"")),
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo")),
-        ("environment" = String, Path, description = r#"The environment key."#, example = json!("production")),
-        ("test" = String, Path, description = r#"The test name."#, example = json!("buttoncolortst")),
+        params::IfMatch,
+        params::TestPath,
         ("comment" = Option<String>, Query, description = r#"Recorded in the revision's audit."#),
         ("baseRevision" = Option<String>, Query, description = r#"The revision the deletion is based on (409 if another is current)."#, example = json!("41"))
     ),
@@ -213,10 +201,8 @@ pub struct Kill {
     summary = r#"Kill switch: serve one bucket to everyone"#,
     description = r#"Rewrites the test so everyone with an identifier of its type gets `bucket`: no eligibility rule, no `dependsOn`, no `targets`, one allocation of the whole range. A stale `baseRevision`/`If-Match` answers 409."#,
     params(
-        ("If-Match" = Option<String>, Header, description = r#"The revision version the write is based on (`"41"`, as in a matrix `ETag`); used when the body has no `baseRevision`."#, example = json!("\"41\"")),
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo")),
-        ("environment" = String, Path, description = r#"The environment key."#, example = json!("production")),
-        ("test" = String, Path, description = r#"The test name."#, example = json!("buttoncolortst"))
+        params::IfMatch,
+        params::TestPath
     ),
     request_body(content = Kill, content_type = "application/json", example = json!({"bucket": "control", "comment": "conversion dropped"})),
     responses(
@@ -262,22 +248,15 @@ pub struct RollbackTest {
     summary = "Roll one test back to an earlier revision",
     description = "Restores the test's definition (and its version) as it was at `revision` of this environment, leaving every other test as it is; a test that did not exist at that revision is removed. The change is a new revision of kind `rollback`. With `baseRevision`/`If-Match`, only a change to this test since the base conflicts.",
     params(
-        ("If-Match" = Option<String>, Header, description = "The revision version the write is based on; used when the body has no `baseRevision`."),
-        ("project" = String, Path, description = "The project key.", example = "demo"),
-        ("environment" = String, Path, description = "The environment key.", example = "production"),
-        ("test" = String, Path, description = "The test name.", example = "checkout-v2")
+        params::IfMatch,
+        params::TestPath
     ),
     request_body(content = RollbackTest, content_type = "application/json", example = json!({"revision": "41", "comment": "back to 10%"})),
     responses(
         (status = 200, description = "The change is committed as a new revision and served at once.", body = CommittedView),
         (status = 400, description = "Malformed request. Codes: `invalid_json`, `unreadable_body`, `invalid_field`.", body = schemas::BadRequestError),
-        (status = 401, response = responses::Unauthorized),
-        (status = 403, response = responses::Forbidden),
-        (status = 404, description = "The project, the environment or the revision does not exist, or the test is neither in that revision nor now. Codes: `not_found`.", body = schemas::ApiError),
-        (status = 409, response = responses::Conflict),
-        (status = 413, response = responses::PayloadTooLarge),
-        (status = 422, response = responses::Unprocessable),
-        (status = 500, response = responses::InternalError)
+        responses::WriteErrors,
+        (status = 404, description = "The project, the environment or the revision does not exist, or the test is neither in that revision nor now. Codes: `not_found`.", body = schemas::ApiError)
     ),
     security(("adminToken" = ["write"]), ("adminApiKey" = ["write"]))
 )]
@@ -311,23 +290,16 @@ pub struct SetRanges {
     summary = "Set one allocation's ranges (a rollout or a split)",
     description = "Replaces the ranges of allocation `allocation` (0 is the first) and nothing else. See `POST .../preview` with `{\"kind\": \"setRanges\"}` for the exact share of units that would change bucket. With `baseRevision`/`If-Match`, only a change to this test since the base conflicts.",
     params(
-        ("If-Match" = Option<String>, Header, description = "The revision version the write is based on; used when the body has no `baseRevision`."),
-        ("project" = String, Path, description = "The project key.", example = "demo"),
-        ("environment" = String, Path, description = "The environment key.", example = "production"),
-        ("test" = String, Path, description = "The test name.", example = "checkout-v2"),
+        params::IfMatch,
+        params::TestPath,
         ("allocation" = usize, Path, description = "The allocation's index, 0 for the first.", example = 0)
     ),
     request_body(content = SetRanges, content_type = "application/json", example = json!({"ranges": [{"bucketValue": 0, "length": 0.5}, {"bucketValue": 1, "length": 0.5}], "comment": "50% rollout"})),
     responses(
         (status = 200, description = "The change is committed as a new revision and served at once.", body = CommittedView),
         (status = 400, description = "Malformed request, or the test has no such allocation (`invalid_field` with `field` `allocation`). Codes: `invalid_json`, `unreadable_body`, `invalid_field`.", body = schemas::BadRequestError),
-        (status = 401, response = responses::Unauthorized),
-        (status = 403, response = responses::Forbidden),
-        (status = 404, description = "The project, the environment or the test does not exist. Codes: `not_found`.", body = schemas::ApiError),
-        (status = 409, response = responses::Conflict),
-        (status = 413, response = responses::PayloadTooLarge),
-        (status = 422, response = responses::Unprocessable),
-        (status = 500, response = responses::InternalError)
+        responses::WriteErrors,
+        (status = 404, description = "The project, the environment or the test does not exist. Codes: `not_found`.", body = schemas::ApiError)
     ),
     security(("adminToken" = ["write"]), ("adminApiKey" = ["write"]))
 )]
@@ -365,22 +337,15 @@ pub struct SetTargets {
     summary = "Set a test's targets",
     description = "Replaces the test's targets: lists of identifiers (of the test's identifier type) that always get one bucket, before any rule or range. An empty list removes them. With `baseRevision`/`If-Match`, only a change to this test since the base conflicts.",
     params(
-        ("If-Match" = Option<String>, Header, description = "The revision version the write is based on; used when the body has no `baseRevision`."),
-        ("project" = String, Path, description = "The project key.", example = "demo"),
-        ("environment" = String, Path, description = "The environment key.", example = "production"),
-        ("test" = String, Path, description = "The test name.", example = "checkout-v2")
+        params::IfMatch,
+        params::TestPath
     ),
     request_body(content = SetTargets, content_type = "application/json", example = json!({"targets": [{"bucketValue": 1, "identifiers": ["u_1", "u_2"]}]})),
     responses(
         (status = 200, description = "The change is committed as a new revision and served at once.", body = CommittedView),
         (status = 400, description = "Malformed request. Codes: `invalid_json`, `unreadable_body`, `invalid_field`.", body = schemas::BadRequestError),
-        (status = 401, response = responses::Unauthorized),
-        (status = 403, response = responses::Forbidden),
-        (status = 404, description = "The project, the environment or the test does not exist. Codes: `not_found`.", body = schemas::ApiError),
-        (status = 409, response = responses::Conflict),
-        (status = 413, response = responses::PayloadTooLarge),
-        (status = 422, response = responses::Unprocessable),
-        (status = 500, response = responses::InternalError)
+        responses::WriteErrors,
+        (status = 404, description = "The project, the environment or the test does not exist. Codes: `not_found`.", body = schemas::ApiError)
     ),
     security(("adminToken" = ["write"]), ("adminApiKey" = ["write"]))
 )]
@@ -420,20 +385,15 @@ pub struct Promote {
     summary = r#"Promote tests to a later environment"#,
     description = r#"Copies the named tests from `from`'s current matrix into `to`, which must come later in promotion order; each copied test keeps its own `version` (the revision its definition was made at), as Proctor's promotion does. `baseRevision`/`If-Match` guard `to`; `sourceRevision` guards `from` (409 with `environment`). A promotion that would drop a test in `to` (e.g. a missing `dependsOn` parent) answers 422."#,
     params(
-        ("If-Match" = Option<String>, Header, description = r#"The revision version the write is based on (`"41"`, as in a matrix `ETag`); used when the body has no `baseRevision`."#, example = json!("\"41\"")),
-        ("project" = String, Path, description = r#"The project key."#, example = json!("demo"))
+        params::IfMatch,
+        params::ProjectPath
     ),
     request_body(content = Promote, content_type = "application/json", example = json!({"from": "staging", "to": "production", "tests": ["checkout-v2"], "sourceRevision": "41"})),
     responses(
         (status = 200, description = r#"The change is committed as a new revision and served at once."#, body = CommittedView, content_type = "application/json"),
         (status = 400, description = r#"Malformed request, no tests named or a malformed `baseRevision`/`sourceRevision`/`If-Match` (`invalid_field`), or `from` does not come before `to` (`invalid_promotion`). A body that is not JSON (a syntax error, trailing text, or an empty body) is `invalid_json`. Valid JSON that does not fit the request is `invalid_field`: an unknown field or a value of the wrong type answers `the request body does not fit at '<field>': ...` with `field` naming where (`bogus`, `environments[0]`, `comment`); a missing required field answers `the request body does not fit: missing field ...` (no `field`); an array, string, number or null where an object is expected answers `invalid type: the request body must be a JSON object, not an array` (no `field`). Codes: `invalid_json`, `unreadable_body`, `invalid_field`, `invalid_promotion`."#, body = schemas::BadRequestError, content_type = "application/json"),
-        (status = 401, response = responses::Unauthorized),
-        (status = 403, response = responses::Forbidden),
-        (status = 404, description = r#"The project, an environment, or a named test in `from` does not exist. Codes: `not_found`."#, body = schemas::ApiError, content_type = "application/json"),
-        (status = 409, response = responses::Conflict),
-        (status = 413, response = responses::PayloadTooLarge),
-        (status = 422, response = responses::Unprocessable),
-        (status = 500, response = responses::InternalError)
+        responses::WriteErrors,
+        (status = 404, description = r#"The project, an environment, or a named test in `from` does not exist. Codes: `not_found`."#, body = schemas::ApiError, content_type = "application/json")
     ),
     security(("adminToken" = ["write"]), ("adminApiKey" = ["write"]))
 )]
@@ -469,9 +429,8 @@ pub struct PreviewRequest {
     summary = "Preview an edit: the diff, the engine's verdict and who would change bucket",
     description = "Applies the edit to a copy of the environment's current matrix, as the write would, and changes nothing. The answer has the engine's diagnostics (`valid` is false if the write would be refused with 422), and per changed test the fields that differ and, per allocation, the share of units that would get another bucket: exact when the allocation serves the same units with the same salt (counted on the hash cutoffs evaluation uses), expected when everyone is hashed anew (a new salt), absent when it depends on traffic (a changed rule). Send `baseRevision` from the answer with the write to commit exactly what was previewed. Needs only the read role.",
     params(
-        ("If-Match" = Option<String>, Header, description = "The revision version the edit is based on; used when the body has no `baseRevision`."),
-        ("project" = String, Path, description = "The project key.", example = "demo"),
-        ("environment" = String, Path, description = "The environment key.", example = "production")
+        params::IfMatch,
+        params::EnvironmentPath
     ),
     request_body(content = PreviewRequest, content_type = "application/json", example = json!({"edit": {"kind": "setRanges", "test": "checkout-v2", "allocation": 0, "ranges": [{"bucketValue": 0, "length": 0.5}, {"bucketValue": 1, "length": 0.5}]}})),
     responses(
