@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::keys;
 use crate::ops::projects::ProjectSpec;
 use crate::ops::WriteError;
-use crate::store::{Role, StoreError};
+use crate::store::{Role, StoreError, TokenOwner};
 use crate::AppState;
 
 /// The demo project's key.
@@ -128,10 +128,11 @@ pub async fn ensure(state: &AppState, data_dir: &Path) -> Result<DemoSecrets, De
 }
 
 async fn issue(state: &AppState) -> Result<DemoSecrets, DemoError> {
-    let (admin_token, _) = crate::ops::keys::create_admin_token(&*state.store, "demo", Role::Write).await?;
+    let (admin_token, _) =
+        crate::ops::keys::create_admin_token(&*state.store, "demo", Role::Write, TokenOwner::Instance, "demo").await?;
     let mut sdk_keys = Vec::new();
     for env in ENVIRONMENTS {
-        let (secret, _) = state.create_sdk_key(PROJECT, env, "demo").await?;
+        let (secret, _) = state.create_sdk_key(PROJECT, env, "demo", "demo").await?;
         sdk_keys.push((env.to_string(), secret));
     }
     Ok(DemoSecrets { admin_token, sdk_keys })

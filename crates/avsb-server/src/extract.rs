@@ -1,7 +1,7 @@
 //! Extractors that carry the cross-cutting parts of a request in a handler's signature: a JSON
 //! body read under a size limit and refused in the API's error shape ([`JsonBody`]), the
 //! revision a write is based on ([`Based`], [`BaseRevision`]), and query parameters refused in
-//! the same shape ([`ApiQuery`]). The write role is [`crate::auth::Writer`].
+//! the same shape ([`ApiQuery`]). The roles are [`crate::auth`]'s extractors.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Request};

@@ -146,6 +146,7 @@ fn argument(name: &str, sdk_key: &str) -> String {
         "sdk_key" => sdk_key.into(),
         "allocation" => "0".into(),
         "revision" | "key_id" | "id" => "1".into(),
+        "username" => "demo".into(),
         other => panic!("no example value for the path parameter {other}; extend tests/openapi.rs"),
     }
 }

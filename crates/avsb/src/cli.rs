@@ -30,6 +30,9 @@ enum Command {
     /// Create, list or revoke admin API tokens.
     #[command(subcommand)]
     Token(crate::serve::TokenCommand),
+    /// Create and list console users, set their roles, reset their passwords.
+    #[command(subcommand)]
+    User(crate::serve::UserCommand),
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +109,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
         Command::Export(args) => export(&args, out, err),
         Command::Serve(args) => crate::serve::serve(args, out),
         Command::Token(command) => crate::serve::token(command, out),
+        Command::User(command) => crate::serve::user(command, out),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use avsb_server::store::{Role, SqliteStore, Store};
+use avsb_server::ops::accounts;
+use avsb_server::ops::keys::TokenScope;
+use avsb_server::store::{ProjectRole, Role, SqliteStore, Store, TokenOwner};
 use avsb_server::{AppState, Options};
 use clap::{Args, Subcommand};
 
@@ -154,7 +156,8 @@ pub fn token(command: TokenCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
             TokenCommand::Create { name, role, data } => {
                 let role = Role::parse(&role).ok_or_else(|| anyhow::anyhow!("--role must be 'read' or 'write', not '{role}'"))?;
                 let store = open_store(&data)?;
-                let (secret, info) = avsb_server::ops::keys::create_admin_token(&store, &name, role).await?;
+                let (secret, info) =
+                    avsb_server::ops::keys::create_admin_token(&store, &name, role, TokenOwner::Instance, "avsb token").await?;
                 writeln!(out, "{secret}")?;
                 eprintln!("created {} token {} for '{}'; it is shown only this once", role.as_str(), info.id, info.name);
             }
@@ -167,8 +170,125 @@ pub fn token(command: TokenCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
             }
             TokenCommand::Revoke { id, data } => {
                 let store = open_store(&data)?;
-                avsb_server::ops::keys::revoke_admin_token(&store, id).await?;
+                avsb_server::ops::keys::revoke_admin_token(&store, id, TokenScope::All, "avsb token").await?;
                 writeln!(out, "revoked token {id}")?;
+            }
+        }
+        Ok(0)
+    })
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from `AVSB_PASSWORD`, or made and printed once.
+    Create {
+        /// The username they sign in with.
+        username: String,
+        /// The name shown (default: the username).
+        #[arg(long)]
+        name: Option<String>,
+        /// Make them an owner: an admin of every project, who manages users.
+        #[arg(long)]
+        owner: bool,
+        /// The data directory.
+        #[arg(long, env = "AVSB_DATA", default_value = "avsb-data")]
+        data: PathBuf,
+    },
+    /// List users and their roles.
+    List {
+        /// The data directory.
+        #[arg(long, env = "AVSB_DATA", default_value = "avsb-data")]
+        data: PathBuf,
+    },
+    /// Give a user a role in a project (`viewer`, `editor`, `admin`), or `none` to remove them.
+    SetRole {
+        /// The user.
+        username: String,
+        /// The project key.
+        project: String,
+        /// `viewer`, `editor`, `admin` or `none`.
+        role: String,
+        /// The data directory.
+        #[arg(long, env = "AVSB_DATA", default_value = "avsb-data")]
+        data: PathBuf,
+    },
+    /// Set a new password (from `AVSB_PASSWORD`, or made and printed once); ends their sessions.
+    ResetPassword {
+        /// The user.
+        username: String,
+        /// The data directory.
+        #[arg(long, env = "AVSB_DATA", default_value = "avsb-data")]
+        data: PathBuf,
+    },
+}
+
+/// The password from `AVSB_PASSWORD`, or a new random one (then `true`: print it).
+fn password_from_env() -> anyhow::Result<(String, bool)> {
+    match std::env::var("AVSB_PASSWORD") {
+        Ok(p) if !p.is_empty() => Ok((p, false)),
+        _ => Ok((accounts::random_password()?, true)),
+    }
+}
+
+/// `avsb user create|list|set-role|reset-password`.
+pub fn user(command: UserCommand, out: &mut dyn Write) -> anyhow::Result<u8> {
+    runtime()?.block_on(async move {
+        match command {
+            UserCommand::Create { username, name, owner, data } => {
+                let store = open_store(&data)?;
+                let (password, made) = password_from_env()?;
+                let user =
+                    accounts::create_user(&store, &username, name.as_deref().unwrap_or(""), &password, owner, "avsb user")
+                        .await?;
+                if made {
+                    writeln!(out, "{password}")?;
+                    eprintln!("created user '{}'; the password above is shown only this once", user.username);
+                } else {
+                    eprintln!("created user '{}'", user.username);
+                }
+            }
+            UserCommand::List { data } => {
+                let store = open_store(&data)?;
+                let projects = store.list_projects().await?;
+                for u in store.list_users().await? {
+                    let mut roles: Vec<String> = store
+                        .memberships(u.id)
+                        .await?
+                        .into_iter()
+                        .filter_map(|(p, r)| projects.iter().find(|x| x.id == p).map(|x| format!("{}:{}", x.key, r.as_str())))
+                        .collect();
+                    if u.is_owner {
+                        roles.insert(0, "owner".into());
+                    }
+                    let state = if u.disabled_at.is_some() { "disabled" } else { "active" };
+                    writeln!(out, "{}\t{}\t{}\t{}", u.username, u.display_name, roles.join(","), state)?;
+                }
+            }
+            UserCommand::SetRole { username, project, role, data } => {
+                let store = open_store(&data)?;
+                let role = match role.as_str() {
+                    "none" => None,
+                    other => Some(ProjectRole::parse(other).ok_or_else(|| {
+                        anyhow::anyhow!("the role must be viewer, editor, admin or none, not '{other}'")
+                    })?),
+                };
+                let (user, _) =
+                    store.user_by_username(&username).await?.ok_or_else(|| anyhow::anyhow!("no user '{username}'"))?;
+                let project =
+                    store.project(&project).await?.ok_or_else(|| anyhow::anyhow!("no project '{project}'"))?;
+                accounts::set_role(&store, &project, &user, role, "avsb user").await?;
+                writeln!(out, "{} is {} of {}", user.username, role.map_or("no longer a member", ProjectRole::as_str), project.key)?;
+            }
+            UserCommand::ResetPassword { username, data } => {
+                let store = open_store(&data)?;
+                let (user, _) =
+                    store.user_by_username(&username).await?.ok_or_else(|| anyhow::anyhow!("no user '{username}'"))?;
+                let (password, made) = password_from_env()?;
+                accounts::set_password(&store, &user, &password, "avsb user").await?;
+                if made {
+                    writeln!(out, "{password}")?;
+                }
+                eprintln!("the password of '{}' is reset and their sessions are ended", user.username);
             }
         }
         Ok(0)

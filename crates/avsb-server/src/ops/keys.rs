@@ -5,7 +5,10 @@
 use super::{WriteError, WriteResult};
 use crate::error::ErrorCode;
 use crate::keys::{self, SecretKind};
-use crate::store::{AdminTokenInfo, Role, SdkKeyInfo, Store};
+use serde_json::json;
+
+use super::accounts::audit;
+use crate::store::{AdminTokenInfo, Role, SdkKeyInfo, Store, TokenOwner};
 use crate::AppState;
 
 /// The longest name a key or token may have.
@@ -28,43 +31,90 @@ fn check_name(name: &str) -> WriteResult<()> {
 /// Creates an admin token; returns the secret (shown once) and the listing. Tokens are the
 /// instance's, not an environment's, so this needs only the store (`avsb token create` calls it
 /// without a running server).
-pub async fn create_admin_token(store: &dyn Store, name: &str, role: Role) -> WriteResult<(String, AdminTokenInfo)> {
+pub async fn create_admin_token(
+    store: &dyn Store,
+    name: &str,
+    role: Role,
+    owner: TokenOwner,
+    actor: &str,
+) -> WriteResult<(String, AdminTokenInfo)> {
     check_name(name)?;
     let secret = keys::generate(SecretKind::AdminToken).map_err(WriteError::internal)?;
-    let info = store.create_admin_token(name.trim(), role, &secret.digest, &secret.prefix).await?;
+    let info = store.create_admin_token(name.trim(), role, owner, &secret.digest, &secret.prefix).await?;
     tracing::info!(token = info.id, role = role.as_str(), "admin token created");
+    let details = json!({"id": info.id, "role": role.as_str(), "prefix": info.prefix});
+    audit(store, actor, "token.create", info.project_id, &info.name, details).await;
     Ok((secret.secret, info))
 }
 
-/// Revokes an admin token; it stops authenticating at once.
-pub async fn revoke_admin_token(store: &dyn Store, id: i64) -> WriteResult<()> {
+/// Revokes an admin token; it stops authenticating at once. `scope` limits which tokens may be
+/// revoked (a project admin revokes only the project's service-account tokens).
+pub async fn revoke_admin_token(store: &dyn Store, id: i64, scope: TokenScope, actor: &str) -> WriteResult<()> {
+    let token = store
+        .list_admin_tokens()
+        .await?
+        .into_iter()
+        .find(|t| t.id == id && t.revoked_at.is_none() && scope.covers(t))
+        .ok_or_else(|| WriteError::NotFound(format!("no active admin token with id {id}")))?;
     if !store.revoke_admin_token(id).await? {
         return Err(WriteError::NotFound(format!("no active admin token with id {id}")));
     }
     tracing::info!(token = id, "admin token revoked");
+    audit(store, actor, "token.revoke", token.project_id, &token.name, json!({"id": id, "prefix": token.prefix})).await;
     Ok(())
+}
+
+/// Which tokens an operation may see or revoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScope {
+    /// Every token (an owner).
+    All,
+    /// One project's service-account tokens.
+    Project(i64),
+    /// One user's own tokens.
+    User(i64),
+}
+
+impl TokenScope {
+    /// Whether a token is in this scope.
+    pub fn covers(self, token: &AdminTokenInfo) -> bool {
+        match self {
+            TokenScope::All => true,
+            TokenScope::Project(id) => token.project_id == Some(id),
+            TokenScope::User(id) => token.user_id == Some(id),
+        }
+    }
 }
 
 impl AppState {
     /// Creates an SDK key for an environment; returns the secret (shown once) and the listing.
-    pub async fn create_sdk_key(&self, project: &str, environment: &str, name: &str) -> WriteResult<(String, SdkKeyInfo)> {
+    pub async fn create_sdk_key(
+        &self,
+        project: &str,
+        environment: &str,
+        name: &str,
+        actor: &str,
+    ) -> WriteResult<(String, SdkKeyInfo)> {
         check_name(name)?;
         let snapshot = self.current(project, environment)?;
         let secret = keys::generate(SecretKind::SdkKey).map_err(WriteError::internal)?;
         let info = self.store.create_sdk_key(snapshot.environment_id, name.trim(), &secret.digest, &secret.prefix).await?;
         self.reload_keys().await?;
         tracing::info!(project, environment, key = info.id, "SDK key created");
+        let details = json!({"id": info.id, "name": info.name, "prefix": info.prefix});
+        audit(&*self.store, actor, "sdk_key.create", Some(snapshot.project_id), environment, details).await;
         Ok((secret.secret, info))
     }
 
     /// Revokes an environment's SDK key; streams reading with it end at once.
-    pub async fn revoke_sdk_key(&self, project: &str, environment: &str, key_id: i64) -> WriteResult<()> {
+    pub async fn revoke_sdk_key(&self, project: &str, environment: &str, key_id: i64, actor: &str) -> WriteResult<()> {
         let snapshot = self.current(project, environment)?;
         if !self.store.revoke_sdk_key(snapshot.environment_id, key_id).await? {
             return Err(WriteError::NotFound(format!("no active SDK key {key_id} in environment '{environment}'")));
         }
         self.reload_keys().await?;
         tracing::info!(project, environment, key = key_id, "SDK key revoked");
+        audit(&*self.store, actor, "sdk_key.revoke", Some(snapshot.project_id), environment, json!({"id": key_id})).await;
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::error::ErrorCode;
 use crate::store::StoreError;
 
+pub mod accounts;
 pub mod diff;
 pub mod edit;
 pub mod input;

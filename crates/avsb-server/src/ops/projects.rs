@@ -164,6 +164,24 @@ impl AppState {
         Ok(self.publish(snapshot))
     }
 
+    /// Protects an environment (only the project's admins write it) or lifts the protection.
+    pub async fn set_protected(&self, project_key: &str, environment: &str, protected: bool, actor: &str) -> WriteResult<()> {
+        let (_guard, project) = self.lock_project(project_key).await?;
+        let env = self
+            .store
+            .list_environments(project.id)
+            .await?
+            .into_iter()
+            .find(|e| e.key == environment)
+            .ok_or_else(|| WriteError::NotFound(format!("environment '{environment}' of project '{project_key}' not found")))?;
+        if env.protected != protected {
+            self.store.set_protected(env.id, protected).await?;
+            let action = if protected { "environment.protect" } else { "environment.unprotect" };
+            super::accounts::audit(&*self.store, actor, action, Some(project.id), environment, serde_json::json!({})).await;
+        }
+        Ok(())
+    }
+
     /// Renames a project or changes its default identifier type (which must be in its schema).
     pub async fn update_project(
         &self,

@@ -18,11 +18,12 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use super::edit::{revision_document, MatrixEdit, Resolved, Scope};
 use super::{ConflictingChange, WriteError, WriteResult};
 use crate::registry::EnvSnapshot;
-use crate::store::{now_millis, Project, Revision, RevisionMeta, StoreError};
+use crate::error::ErrorCode;
+use crate::store::{now_millis, Project, ProjectRole, Revision, RevisionMeta, StoreError};
 use crate::AppState;
 
 /// Who writes, why, and on which revision the change was based.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WriteMeta {
     /// The revision the writer saw; `None` applies the change to whatever is current.
     pub base: Option<i64>,
@@ -30,6 +31,8 @@ pub struct WriteMeta {
     pub author: String,
     /// The comment recorded in the audit; `None` records the edit's default comment.
     pub comment: Option<String>,
+    /// The writer's role in the project: a protected environment takes writes from admins only.
+    pub role: ProjectRole,
 }
 
 /// A committed revision and the warnings validation raised.
@@ -93,6 +96,7 @@ impl AppState {
         meta: WriteMeta,
     ) -> WriteResult<Committed> {
         let (_guard, project) = self.lock_project(project_key).await?;
+        self.check_protection(&project, environment_key, meta.role).await?;
         let schema = parse_schema(&project)?;
         let mut current = self.current(&project.key, environment_key)?;
         let resolved = edit.resolve(self, &current).await?;
@@ -215,6 +219,18 @@ impl AppState {
             }
         }
         Ok(out)
+    }
+
+    /// Refuses a writer weaker than an admin on a protected environment.
+    pub(crate) async fn check_protection(&self, project: &Project, environment: &str, role: ProjectRole) -> WriteResult<()> {
+        let protected = self.store.list_environments(project.id).await?.iter().any(|e| e.key == environment && e.protected);
+        if protected && role < ProjectRole::Admin {
+            return Err(WriteError::refused(
+                ErrorCode::Forbidden,
+                format!("environment '{environment}' is protected: only the admins of project '{}' may change it", project.key),
+            ));
+        }
+        Ok(())
     }
 
     /// Takes the project's write lock and reads the project, which may have changed (its

@@ -89,6 +89,8 @@ pub struct Environment {
     pub current_revision: i64,
     /// Creation time, epoch milliseconds.
     pub created_at: i64,
+    /// Whether only the project's admins may change it.
+    pub protected: bool,
 }
 
 /// A revision's audit, without its matrix.
@@ -172,6 +174,17 @@ impl Role {
     }
 }
 
+/// Whom an admin token acts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenOwner {
+    /// The instance (`avsb token create`): `read` reads and `write` changes everything.
+    Instance,
+    /// A user: it acts with at most the user's roles (`read` caps them at viewer).
+    User(i64),
+    /// One project, as its service account: `read` is a viewer there, `write` an admin.
+    Project(i64),
+}
+
 /// An admin token as listed.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[schema(as = AdminToken)]
@@ -183,12 +196,138 @@ pub struct AdminTokenInfo {
     pub name: String,
     /// What it may do.
     pub role: Role,
+    /// The user it belongs to, if one.
+    pub user_id: Option<i64>,
+    /// The project it is the service account of, if one.
+    pub project_id: Option<i64>,
     /// The first characters of the token.
     pub prefix: String,
     /// Creation time, epoch milliseconds.
     pub created_at: i64,
     /// Revocation time, if revoked.
     pub revoked_at: Option<i64>,
+}
+
+impl AdminTokenInfo {
+    /// Whom the token acts for.
+    pub fn owner(&self) -> TokenOwner {
+        match (self.user_id, self.project_id) {
+            (Some(user), _) => TokenOwner::User(user),
+            (None, Some(project)) => TokenOwner::Project(project),
+            (None, None) => TokenOwner::Instance,
+        }
+    }
+}
+
+/// A user's role in a project, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProjectRole {
+    /// May read everything of the project.
+    Viewer,
+    /// May also change tests in environments that are not protected.
+    Editor,
+    /// May also change protected environments, SDK keys, members and settings.
+    Admin,
+}
+
+impl ProjectRole {
+    /// Every role, weakest first.
+    pub const ALL: [ProjectRole; 3] = [ProjectRole::Viewer, ProjectRole::Editor, ProjectRole::Admin];
+
+    /// `viewer`, `editor` or `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectRole::Viewer => "viewer",
+            ProjectRole::Editor => "editor",
+            ProjectRole::Admin => "admin",
+        }
+    }
+
+    /// Parses `viewer`, `editor` or `admin`.
+    pub fn parse(text: &str) -> Option<ProjectRole> {
+        ProjectRole::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+/// A person who signs in to the console.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// Its id.
+    pub id: i64,
+    /// The name they sign in with (unique, compared without case).
+    pub username: String,
+    /// The name shown, and recorded as the author of what they change.
+    pub display_name: String,
+    /// The instance owner: an admin of every project, who manages users.
+    pub is_owner: bool,
+    /// Creation time, epoch milliseconds.
+    pub created_at: i64,
+    /// When the password last changed, epoch milliseconds.
+    pub password_changed_at: i64,
+    /// When the account was disabled, if it is.
+    pub disabled_at: Option<i64>,
+}
+
+/// A new user.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// See [`User::username`].
+    pub username: String,
+    /// See [`User::display_name`].
+    pub display_name: String,
+    /// The argon2id PHC string.
+    pub password_hash: String,
+    /// See [`User::is_owner`].
+    pub is_owner: bool,
+}
+
+/// A console session, as stored (the id itself is only in the browser's cookie).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    /// The user signed in.
+    pub user: User,
+    /// The token every state-changing request of the session must carry.
+    pub csrf: String,
+    /// When it began, epoch milliseconds.
+    pub created_at: i64,
+    /// When it was last used.
+    pub last_seen_at: i64,
+    /// When it ends.
+    pub expires_at: i64,
+}
+
+/// Failed sign-ins counted for one key (a username or a client address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginFailures {
+    /// Failures in the current window.
+    pub failures: i64,
+    /// When the window began, epoch milliseconds.
+    pub window_start: i64,
+    /// Until when sign-ins with this key are refused, epoch milliseconds (0: not locked).
+    pub locked_until: i64,
+}
+
+/// A change of keys, tokens, members or roles, or a sign-in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// Increasing.
+    pub id: i64,
+    /// When, epoch milliseconds.
+    pub at: i64,
+    /// Who (a user's display name, or a token's name).
+    pub actor: String,
+    /// What (`sign_in`, `sdk_key.create`, `member.set_role`, ...).
+    pub action: String,
+    /// The project it concerns, if one.
+    #[serde(skip)]
+    pub project_id: Option<i64>,
+    /// What it was done to (a user, a key's prefix, an environment).
+    pub target: String,
+    /// More, as JSON object text.
+    pub details: String,
 }
 
 /// An event to store.
@@ -282,14 +421,80 @@ pub trait Store: Send + Sync + 'static {
     async fn active_sdk_keys(&self) -> StoreResult<Vec<(Vec<u8>, i64, i64)>>;
 
     /// Stores a new admin token's digest.
-    async fn create_admin_token(&self, name: &str, role: Role, digest: &[u8], prefix: &str)
-        -> StoreResult<AdminTokenInfo>;
+    async fn create_admin_token(
+        &self,
+        name: &str,
+        role: Role,
+        owner: TokenOwner,
+        digest: &[u8],
+        prefix: &str,
+    ) -> StoreResult<AdminTokenInfo>;
     /// The unrevoked token with this digest.
     async fn admin_token(&self, digest: &[u8]) -> StoreResult<Option<AdminTokenInfo>>;
     /// Every admin token, revoked ones included.
     async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenInfo>>;
     /// Revokes a token; false if it was not found or already revoked.
     async fn revoke_admin_token(&self, id: i64) -> StoreResult<bool>;
+
+    /// Marks an environment protected (only admins write it) or not.
+    async fn set_protected(&self, environment_id: i64, protected: bool) -> StoreResult<()>;
+
+    /// Creates a user.
+    async fn create_user(&self, user: NewUser) -> StoreResult<User>;
+    /// A user by id.
+    async fn user(&self, id: i64) -> StoreResult<Option<User>>;
+    /// A user and their password hash, by username (without case).
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<(User, String)>>;
+    /// Every user, by username.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// How many users exist.
+    async fn user_count(&self) -> StoreResult<i64>;
+    /// Replaces a user's password hash and ends all their sessions.
+    async fn set_password(&self, user_id: i64, password_hash: &str) -> StoreResult<()>;
+    /// Makes a user the owner, or not.
+    async fn set_owner(&self, user_id: i64, is_owner: bool) -> StoreResult<()>;
+
+    /// Sets (or, with `None`, removes) a user's role in a project.
+    async fn set_membership(&self, user_id: i64, project_id: i64, role: Option<ProjectRole>) -> StoreResult<()>;
+    /// A user's roles, by project id.
+    async fn memberships(&self, user_id: i64) -> StoreResult<Vec<(i64, ProjectRole)>>;
+    /// A project's members and their roles.
+    async fn project_members(&self, project_id: i64) -> StoreResult<Vec<(User, ProjectRole)>>;
+
+    /// Stores a new session.
+    async fn create_session(&self, digest: &[u8], user_id: i64, csrf: &str, expires_at: i64) -> StoreResult<()>;
+    /// The unexpired session with this digest (at `now`), with its user.
+    async fn session(&self, digest: &[u8], now: i64) -> StoreResult<Option<SessionRecord>>;
+    /// Notes a session's use and moves its end.
+    async fn touch_session(&self, digest: &[u8], now: i64, expires_at: i64) -> StoreResult<()>;
+    /// Ends one session.
+    async fn delete_session(&self, digest: &[u8]) -> StoreResult<()>;
+    /// Ends every session of a user.
+    async fn delete_user_sessions(&self, user_id: i64) -> StoreResult<()>;
+
+    /// The failures counted for a sign-in key.
+    async fn login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>>;
+    /// Replaces the failures counted for a key.
+    async fn set_login_failures(&self, key: &str, failures: LoginFailures) -> StoreResult<()>;
+    /// Forgets the failures of a key (after a successful sign-in).
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
+
+    /// Appends to the audit log.
+    async fn append_audit(
+        &self,
+        actor: &str,
+        action: &str,
+        project_id: Option<i64>,
+        target: &str,
+        details: &str,
+    ) -> StoreResult<()>;
+    /// Audit entries (of one project, or all), newest first, older than `before` if given.
+    async fn list_audit(&self, project_id: Option<i64>, before: Option<i64>, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+
+    /// An instance setting.
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Sets (or, with `None`, removes) an instance setting.
+    async fn set_setting(&self, key: &str, value: Option<&str>) -> StoreResult<()>;
 
     /// Stores a batch of events atomically (all or none).
     async fn insert_events(&self, environment_id: i64, sdk_key_id: Option<i64>, events: Vec<NewEvent>)

@@ -12,13 +12,17 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 
 use super::{
-    now_millis, AdminTokenInfo, Environment, NewEvent, NewProject, Project, Revision, RevisionMeta, Role,
-    SdkKeyInfo, Store, StoreError, StoreResult, StoredEvent,
+    now_millis, AdminTokenInfo, AuditEntry, Environment, LoginFailures, NewEvent, NewProject, NewUser, Project,
+    ProjectRole, Revision, RevisionMeta, Role, SdkKeyInfo, SessionRecord, Store, StoreError, StoreResult, StoredEvent,
+    TokenOwner, User,
 };
 
 /// The schema, one migration per file, applied in order at open.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../../migrations/sqlite/001_initial.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/sqlite/001_initial.sql")),
+        M::up(include_str!("../../migrations/sqlite/002_accounts.sql")),
+    ])
 }
 
 /// A store in one SQLite database file.
@@ -83,7 +87,9 @@ impl SqliteStore {
 }
 
 const PROJECT_COLUMNS: &str = "id, key, name, schema_json, schema_version, default_identifier_type, created_at";
-const ENVIRONMENT_COLUMNS: &str = "id, project_id, key, name, position, current_revision_id, created_at";
+const ENVIRONMENT_COLUMNS: &str = "id, project_id, key, name, position, current_revision_id, created_at, protected";
+const USER_COLUMNS: &str = "id, username, display_name, is_owner, created_at, password_changed_at, disabled_at";
+const TOKEN_COLUMNS: &str = "id, name, role, prefix, created_at, revoked_at, user_id, project_id";
 const REVISION_META_COLUMNS: &str = "id, environment_id, parent_id, kind, test_count, author, comment, created_at";
 
 fn project_row(row: &Row<'_>) -> rusqlite::Result<Project> {
@@ -107,6 +113,7 @@ fn environment_row(row: &Row<'_>) -> rusqlite::Result<Environment> {
         position: row.get(4)?,
         current_revision: row.get::<_, Option<i64>>(5)?.unwrap_or(0),
         created_at: row.get(6)?,
+        protected: row.get(7)?,
     })
 }
 
@@ -143,7 +150,26 @@ fn admin_token_row(row: &Row<'_>) -> rusqlite::Result<AdminTokenInfo> {
         prefix: row.get(3)?,
         created_at: row.get(4)?,
         revoked_at: row.get(5)?,
+        user_id: row.get(6)?,
+        project_id: row.get(7)?,
     })
+}
+
+fn user_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        display_name: row.get(2)?,
+        is_owner: row.get(3)?,
+        created_at: row.get(4)?,
+        password_changed_at: row.get(5)?,
+        disabled_at: row.get(6)?,
+    })
+}
+
+fn role_of(text: String) -> ProjectRole {
+    // Roles are written by this store only; an unknown one (a manual edit) grants the least.
+    ProjectRole::parse(&text).unwrap_or(ProjectRole::Viewer)
 }
 
 fn insert_revision(conn: &Connection, revision: &Revision) -> StoreResult<()> {
@@ -309,6 +335,7 @@ impl Store for SqliteStore {
                         position: row.get(11)?,
                         current_revision: row.get::<_, Option<i64>>(12)?.unwrap_or(0),
                         created_at: row.get(13)?,
+                        protected: row.get(14)?,
                     };
                     Ok((project, env))
                 })?
@@ -432,16 +459,29 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_admin_token(&self, name: &str, role: Role, digest: &[u8], prefix: &str) -> StoreResult<AdminTokenInfo> {
+    async fn create_admin_token(
+        &self,
+        name: &str,
+        role: Role,
+        owner: TokenOwner,
+        digest: &[u8],
+        prefix: &str,
+    ) -> StoreResult<AdminTokenInfo> {
         let (name, digest, prefix) = (name.to_string(), digest.to_vec(), prefix.to_string());
+        let (user_id, project_id) = match owner {
+            TokenOwner::Instance => (None, None),
+            TokenOwner::User(id) => (Some(id), None),
+            TokenOwner::Project(id) => (None, Some(id)),
+        };
         self.call(move |conn| {
             conn.execute(
-                "INSERT INTO admin_tokens (name, role, digest, prefix, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![name, role.as_str(), digest, prefix, now_millis()],
+                "INSERT INTO admin_tokens (name, role, digest, prefix, created_at, user_id, project_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![name, role.as_str(), digest, prefix, now_millis(), user_id, project_id],
             )?;
             let id = conn.last_insert_rowid();
             Ok(conn.query_row(
-                "SELECT id, name, role, prefix, created_at, revoked_at FROM admin_tokens WHERE id = ?1",
+                &format!("SELECT {TOKEN_COLUMNS} FROM admin_tokens WHERE id = ?1"),
                 [id],
                 admin_token_row,
             )?)
@@ -454,8 +494,7 @@ impl Store for SqliteStore {
         self.call(move |conn| {
             Ok(conn
                 .query_row(
-                    "SELECT id, name, role, prefix, created_at, revoked_at FROM admin_tokens
-                     WHERE digest = ?1 AND revoked_at IS NULL",
+                    &format!("SELECT {TOKEN_COLUMNS} FROM admin_tokens WHERE digest = ?1 AND revoked_at IS NULL"),
                     [digest],
                     admin_token_row,
                 )
@@ -467,7 +506,7 @@ impl Store for SqliteStore {
     async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenInfo>> {
         self.call(|conn| {
             let mut stmt =
-                conn.prepare("SELECT id, name, role, prefix, created_at, revoked_at FROM admin_tokens ORDER BY id")?;
+                conn.prepare(&format!("SELECT {TOKEN_COLUMNS} FROM admin_tokens ORDER BY id"))?;
             let rows = stmt.query_map([], admin_token_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
@@ -481,6 +520,319 @@ impl Store for SqliteStore {
                 params![now_millis(), id],
             )?;
             Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn set_protected(&self, environment_id: i64, protected: bool) -> StoreResult<()> {
+        self.call(move |conn| {
+            let changed =
+                conn.execute("UPDATE environments SET protected = ?1 WHERE id = ?2", params![protected, environment_id])?;
+            if changed == 0 {
+                return Err(StoreError::NotFound("environment".into()));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        self.call(move |conn| {
+            let now = now_millis();
+            conn.execute(
+                "INSERT INTO users (username, display_name, password_hash, is_owner, created_at, password_changed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![user.username, user.display_name, user.password_hash, user.is_owner, now],
+            )
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Duplicate(_) => StoreError::Duplicate(format!("user '{}'", user.username)),
+                other => other,
+            })?;
+            let id = conn.last_insert_rowid();
+            Ok(conn.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id], user_row)?)
+        })
+        .await
+    }
+
+    async fn user(&self, id: i64) -> StoreResult<Option<User>> {
+        self.call(move |conn| {
+            Ok(conn.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id], user_row).optional()?)
+        })
+        .await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<(User, String)>> {
+        let username = username.to_string();
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?1"),
+                    [username],
+                    |r| Ok((user_row(r)?, r.get(7)?)),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))?;
+            let rows = stmt.query_map([], user_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn user_count(&self) -> StoreResult<i64> {
+        self.call(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?)).await
+    }
+
+    async fn set_password(&self, user_id: i64, password_hash: &str) -> StoreResult<()> {
+        let password_hash = password_hash.to_string();
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            let changed = tx.execute(
+                "UPDATE users SET password_hash = ?1, password_changed_at = ?2 WHERE id = ?3",
+                params![password_hash, now_millis(), user_id],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound("user".into()));
+            }
+            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_owner(&self, user_id: i64, is_owner: bool) -> StoreResult<()> {
+        self.call(move |conn| {
+            let changed = conn.execute("UPDATE users SET is_owner = ?1 WHERE id = ?2", params![is_owner, user_id])?;
+            if changed == 0 {
+                return Err(StoreError::NotFound("user".into()));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_membership(&self, user_id: i64, project_id: i64, role: Option<ProjectRole>) -> StoreResult<()> {
+        self.call(move |conn| {
+            match role {
+                Some(role) => conn.execute(
+                    "INSERT INTO memberships (user_id, project_id, role) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (user_id, project_id) DO UPDATE SET role = excluded.role",
+                    params![user_id, project_id, role.as_str()],
+                )?,
+                None => conn.execute(
+                    "DELETE FROM memberships WHERE user_id = ?1 AND project_id = ?2",
+                    params![user_id, project_id],
+                )?,
+            };
+            Ok(())
+        })
+        .await
+    }
+
+    async fn memberships(&self, user_id: i64) -> StoreResult<Vec<(i64, ProjectRole)>> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare("SELECT project_id, role FROM memberships WHERE user_id = ?1 ORDER BY project_id")?;
+            let rows = stmt
+                .query_map([user_id], |r| Ok((r.get(0)?, role_of(r.get(1)?))))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn project_members(&self, project_id: i64) -> StoreResult<Vec<(User, ProjectRole)>> {
+        self.call(move |conn| {
+            let columns: String = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {columns}, m.role FROM memberships m JOIN users u ON u.id = m.user_id
+                 WHERE m.project_id = ?1 ORDER BY u.username"
+            ))?;
+            let rows = stmt
+                .query_map([project_id], |r| Ok((user_row(r)?, role_of(r.get(7)?))))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn create_session(&self, digest: &[u8], user_id: i64, csrf: &str, expires_at: i64) -> StoreResult<()> {
+        let (digest, csrf) = (digest.to_vec(), csrf.to_string());
+        self.call(move |conn| {
+            let now = now_millis();
+            conn.execute(
+                "INSERT INTO sessions (digest, user_id, csrf, created_at, last_seen_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+                params![digest, user_id, csrf, now, expires_at],
+            )?;
+            // Expired sessions are removed as new ones are made, so the table stays small.
+            conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [now])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, digest: &[u8], now: i64) -> StoreResult<Option<SessionRecord>> {
+        let digest = digest.to_vec();
+        self.call(move |conn| {
+            let columns: String = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+            Ok(conn
+                .query_row(
+                    &format!(
+                        "SELECT {columns}, s.csrf, s.created_at, s.last_seen_at, s.expires_at
+                         FROM sessions s JOIN users u ON u.id = s.user_id
+                         WHERE s.digest = ?1 AND s.expires_at > ?2 AND u.disabled_at IS NULL"
+                    ),
+                    params![digest, now],
+                    |r| {
+                        Ok(SessionRecord {
+                            user: user_row(r)?,
+                            csrf: r.get(7)?,
+                            created_at: r.get(8)?,
+                            last_seen_at: r.get(9)?,
+                            expires_at: r.get(10)?,
+                        })
+                    },
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn touch_session(&self, digest: &[u8], now: i64, expires_at: i64) -> StoreResult<()> {
+        let digest = digest.to_vec();
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE sessions SET last_seen_at = ?1, expires_at = ?2 WHERE digest = ?3",
+                params![now, expires_at, digest],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_session(&self, digest: &[u8]) -> StoreResult<()> {
+        let digest = digest.to_vec();
+        self.call(move |conn| {
+            conn.execute("DELETE FROM sessions WHERE digest = ?1", [digest])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_user_sessions(&self, user_id: i64) -> StoreResult<()> {
+        self.call(move |conn| {
+            conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>> {
+        let key = key.to_string();
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT failures, window_start, locked_until FROM login_failures WHERE key = ?1",
+                    [key],
+                    |r| Ok(LoginFailures { failures: r.get(0)?, window_start: r.get(1)?, locked_until: r.get(2)? }),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn set_login_failures(&self, key: &str, failures: LoginFailures) -> StoreResult<()> {
+        let key = key.to_string();
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO login_failures (key, failures, window_start, locked_until) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start,
+                                                 locked_until = excluded.locked_until",
+                params![key, failures.failures, failures.window_start, failures.locked_until],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_string();
+        self.call(move |conn| {
+            conn.execute("DELETE FROM login_failures WHERE key = ?1", [key])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn append_audit(
+        &self,
+        actor: &str,
+        action: &str,
+        project_id: Option<i64>,
+        target: &str,
+        details: &str,
+    ) -> StoreResult<()> {
+        let (actor, action, target, details) = (actor.to_string(), action.to_string(), target.to_string(), details.to_string());
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO audit_log (at, actor, action, project_id, target, details) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![now_millis(), actor, action, project_id, target, details],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_audit(&self, project_id: Option<i64>, before: Option<i64>, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, at, actor, action, project_id, target, details FROM audit_log
+                 WHERE (?1 IS NULL OR project_id = ?1) AND id < ?2 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = stmt
+                .query_map(params![project_id, before.unwrap_or(i64::MAX), limit], |r| {
+                    Ok(AuditEntry {
+                        id: r.get(0)?,
+                        at: r.get(1)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        project_id: r.get(4)?,
+                        target: r.get(5)?,
+                        details: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        let key = key.to_string();
+        self.call(move |conn| {
+            Ok(conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+        })
+        .await
+    }
+
+    async fn set_setting(&self, key: &str, value: Option<&str>) -> StoreResult<()> {
+        let (key, value) = (key.to_string(), value.map(str::to_string));
+        self.call(move |conn| {
+            match value {
+                Some(value) => conn.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![key, value],
+                )?,
+                None => conn.execute("DELETE FROM settings WHERE key = ?1", [key])?,
+            };
+            Ok(())
         })
         .await
     }

@@ -3,7 +3,9 @@
 
 use anyhow::{ensure, Context};
 
-use avsb_server::store::{NewEvent, NewProject, Revision, RevisionMeta, Role, Store, StoreError};
+use avsb_server::store::{
+    LoginFailures, NewEvent, NewProject, NewUser, ProjectRole, Revision, RevisionMeta, Role, Store, StoreError, TokenOwner,
+};
 
 fn revision(id: i64, environment_id: i64, parent: Option<i64>, kind: &str, matrix: &str) -> Revision {
     Revision {
@@ -27,6 +29,96 @@ pub async fn run(store: &dyn Store) -> anyhow::Result<()> {
     revisions(store).await.context("revisions")?;
     keys_and_tokens(store).await.context("keys and tokens")?;
     events(store).await.context("events")?;
+    accounts(store).await.context("accounts")?;
+    Ok(())
+}
+
+async fn accounts(store: &dyn Store) -> anyhow::Result<()> {
+    ensure!(store.user_count().await? == 0, "a new store has no users");
+    let new = |username: &str, owner: bool| NewUser {
+        username: username.into(),
+        display_name: format!("{username} (display)"),
+        password_hash: format!("hash-of-{username}"),
+        is_owner: owner,
+    };
+    let ana = store.create_user(new("ana", true)).await?;
+    let bo = store.create_user(new("bo", false)).await?;
+    ensure!(ana.is_owner && !bo.is_owner && ana.disabled_at.is_none(), "users: {ana:?} {bo:?}");
+    ensure!(
+        matches!(store.create_user(new("ANA", false)).await, Err(StoreError::Duplicate(_))),
+        "usernames are unique without case"
+    );
+    let (found, hash) = store.user_by_username("Bo").await?.context("bo by name, without case")?;
+    ensure!(found == bo && hash == "hash-of-bo", "{found:?} {hash}");
+    ensure!(store.user(bo.id).await? == Some(bo.clone()), "a user by id");
+    let names: Vec<String> = store.list_users().await?.into_iter().map(|u| u.username).collect();
+    ensure!(names == ["ana", "bo"] && store.user_count().await? == 2, "users listed: {names:?}");
+
+    // Roles per project.
+    let project = store.project("shop").await?.context("project")?;
+    store.set_membership(bo.id, project.id, Some(ProjectRole::Viewer)).await?;
+    store.set_membership(bo.id, project.id, Some(ProjectRole::Editor)).await?;
+    ensure!(store.memberships(bo.id).await? == [(project.id, ProjectRole::Editor)], "one role per project, replaced");
+    let members = store.project_members(project.id).await?;
+    ensure!(members.len() == 1 && members[0].0.id == bo.id && members[0].1 == ProjectRole::Editor, "{members:?}");
+    ensure!(ProjectRole::Viewer < ProjectRole::Editor && ProjectRole::Editor < ProjectRole::Admin, "roles are ordered");
+
+    // Sessions: found by digest until they expire or end; a password change ends them.
+    // (Creating a session removes sessions expired by the clock, so the times are real ones.)
+    let t = avsb_server::store::now_millis();
+    store.create_session(&[1; 32], bo.id, "csrf-1", t + 2_000).await?;
+    let session = store.session(&[1; 32], t + 1_000).await?.context("a live session")?;
+    ensure!(session.user.id == bo.id && session.csrf == "csrf-1" && session.expires_at == t + 2_000, "{session:?}");
+    ensure!(store.session(&[1; 32], t + 2_000).await?.is_none(), "an expired session is not found");
+    store.touch_session(&[1; 32], t + 1_500, t + 3_000).await?;
+    ensure!(store.session(&[1; 32], t + 2_500).await?.is_some(), "touching moves the end");
+    store.create_session(&[2; 32], bo.id, "csrf-2", i64::MAX).await?;
+    store.delete_session(&[2; 32]).await?;
+    ensure!(store.session(&[2; 32], 0).await?.is_none(), "an ended session is not found");
+    store.create_session(&[3; 32], bo.id, "csrf-3", i64::MAX).await?;
+    store.set_password(bo.id, "new-hash").await?;
+    ensure!(store.session(&[3; 32], 0).await?.is_none(), "a password change ends every session");
+    ensure!(store.user_by_username("bo").await?.map(|(_, h)| h) == Some("new-hash".into()), "the new hash");
+    store.create_session(&[4; 32], ana.id, "csrf-4", i64::MAX).await?;
+    store.delete_user_sessions(ana.id).await?;
+    ensure!(store.session(&[4; 32], 0).await?.is_none(), "a user's sessions end together");
+
+    // Sign-in failures.
+    ensure!(store.login_failures("user:bo").await?.is_none(), "no failures yet");
+    let f = LoginFailures { failures: 3, window_start: 10, locked_until: 0 };
+    store.set_login_failures("user:bo", f).await?;
+    let g = LoginFailures { failures: 5, window_start: 10, locked_until: 99 };
+    store.set_login_failures("user:bo", g).await?;
+    ensure!(store.login_failures("user:bo").await? == Some(g), "failures replaced");
+    store.clear_login_failures("user:bo").await?;
+    ensure!(store.login_failures("user:bo").await?.is_none(), "failures cleared");
+
+    // Tokens of users and projects; the audit log; settings; protected environments.
+    let mine = store.create_admin_token("bo's", Role::Read, TokenOwner::User(bo.id), &[7; 32], "adm-bo").await?;
+    let service = store.create_admin_token("deploy", Role::Write, TokenOwner::Project(project.id), &[6; 32], "adm-dep").await?;
+    ensure!(mine.owner() == TokenOwner::User(bo.id) && service.owner() == TokenOwner::Project(project.id), "owners");
+    ensure!(store.admin_token(&[6; 32]).await?.map(|t| t.project_id) == Some(Some(project.id)), "read back");
+    store.append_audit("ana", "member.set_role", Some(project.id), "bo", r#"{"role":"editor"}"#).await?;
+    store.append_audit("ana", "sign_in", None, "ana", "{}").await?;
+    let all = store.list_audit(None, None, 10).await?;
+    ensure!(all.len() == 2 && all[0].action == "sign_in" && all[1].action == "member.set_role", "newest first: {all:?}");
+    let scoped = store.list_audit(Some(project.id), None, 10).await?;
+    ensure!(scoped.len() == 1 && scoped[0].target == "bo", "by project: {scoped:?}");
+    ensure!(store.list_audit(None, Some(all[0].id), 10).await?.len() == 1, "paging with before");
+    ensure!(store.setting("x").await?.is_none(), "no setting");
+    store.set_setting("x", Some("1")).await?;
+    store.set_setting("x", Some("2")).await?;
+    ensure!(store.setting("x").await? == Some("2".into()), "a setting replaced");
+    store.set_setting("x", None).await?;
+    ensure!(store.setting("x").await?.is_none(), "a setting removed");
+    let env = store.list_environments(project.id).await?.into_iter().next().context("an environment")?;
+    ensure!(!env.protected, "environments start unprotected");
+    store.set_protected(env.id, true).await?;
+    ensure!(store.list_environments(project.id).await?[0].protected, "protected");
+    store.set_owner(bo.id, true).await?;
+    ensure!(store.user(bo.id).await?.is_some_and(|u| u.is_owner), "made an owner");
+    store.set_membership(bo.id, project.id, None).await?;
+    ensure!(store.memberships(bo.id).await?.is_empty(), "membership removed");
     Ok(())
 }
 
@@ -121,7 +213,8 @@ async fn keys_and_tokens(store: &dyn Store) -> anyhow::Result<()> {
     let listed = store.list_sdk_keys(dev.id).await?;
     ensure!(listed.len() == 2 && listed[0].revoked_at.is_some() && listed[1].revoked_at.is_none(), "{listed:?}");
 
-    let token = store.create_admin_token("alice", Role::Write, &[9; 32], "adm-xxxx").await?;
+    let token = store.create_admin_token("alice", Role::Write, TokenOwner::Instance, &[9; 32], "adm-xxxx").await?;
+    ensure!(token.owner() == TokenOwner::Instance, "an instance token: {token:?}");
     ensure!(store.admin_token(&[9; 32]).await?.map(|t| t.role) == Some(Role::Write), "token by digest");
     ensure!(store.admin_token(&[8; 32]).await?.is_none(), "unknown digest");
     ensure!(store.revoke_admin_token(token.id).await?, "revoke token");

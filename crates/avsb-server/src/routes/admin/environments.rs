@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::views::{CommittedView, EnvironmentView, ProjectView};
-use crate::auth::{Admin, Writer};
+use crate::auth::{Editor, ProjectAdmin, Viewer};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Based, HasBaseRevision, JsonBody};
 use crate::openapi::{params, responses, schemas};
@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<SharedState> {
     OpenApiRouter::new()
         .routes(routes!(list_environments, create_environment))
         .routes(routes!(get_matrix, put_matrix))
+        .routes(routes!(update_environment))
 }
 
 /// A project's environments.
@@ -54,11 +55,9 @@ pub struct EnvironmentList {
 )]
 async fn list_environments(
     State(state): State<SharedState>,
-    _admin: Admin,
-    Path(key): Path<String>,
+    access: Viewer,
 ) -> ApiResult<Json<EnvironmentList>> {
-    let project = state.project(&key).await?;
-    Ok(Json(EnvironmentList { environments: ProjectView::of(&state, &project).await?.environments }))
+    Ok(Json(EnvironmentList { environments: ProjectView::of(&state, &access.project).await?.environments }))
 }
 
 /// A new environment.
@@ -98,11 +97,10 @@ pub struct CreateEnvironment {
 )]
 async fn create_environment(
     State(state): State<SharedState>,
-    writer: Writer,
-    Path(key): Path<String>,
+    access: ProjectAdmin,
     JsonBody(request): JsonBody<CreateEnvironment>,
 ) -> ApiResult<Response> {
-    let project = state.project(&key).await?;
+    let project = &access.project;
     let matrix = match &request.copy_from {
         Some(source) => state.current(&project.key, source)?.matrix.to_document(),
         None => avsb_core::MatrixDocument::default(),
@@ -112,14 +110,60 @@ async fn create_environment(
         .as_ref()
         .map_or("environment created".to_string(), |s| format!("environment created from '{s}'"));
     let name = request.name.clone().unwrap_or_else(|| request.key.clone());
-    state.create_environment(&project.key, &request.key, &name, matrix, &writer.author(), &comment).await?;
-    let view = ProjectView::of(&state, &project)
+    state.create_environment(&project.key, &request.key, &name, matrix, &access.author(), &comment).await?;
+    let view = ProjectView::of(&state, project)
         .await?
         .environments
         .into_iter()
         .find(|e| e.key == request.key)
         .ok_or_else(|| ApiError::internal(format!("environment '{}' vanished after its creation", request.key)))?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// An environment's settings.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEnvironment {
+    /// Whether only the project's admins may change it.
+    protected: Option<bool>,
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/projects/{project}/environments/{environment}",
+    tag = "admin",
+    operation_id = "updateEnvironment",
+    summary = "Protect an environment, or lift the protection",
+    description = "A protected environment (production, say) takes matrix writes only from the project's admins; editors get 403. Recorded in the audit log. Needs an admin of the project.",
+    params(params::EnvironmentPath),
+    request_body(content = UpdateEnvironment, content_type = "application/json", example = json!({"protected": true})),
+    responses(
+        (status = 200, description = "The environment.", body = EnvironmentView),
+        (status = 400, description = "Malformed request. Codes: `invalid_json`, `unreadable_body`, `invalid_field`.", body = schemas::BadRequestError),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, response = responses::Forbidden),
+        (status = 404, response = responses::NotFound),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 500, response = responses::InternalError)
+    ),
+    security(("adminToken" = ["write"]), ("adminApiKey" = ["write"]))
+)]
+async fn update_environment(
+    State(state): State<SharedState>,
+    access: ProjectAdmin,
+    Path((_project, environment)): Path<(String, String)>,
+    JsonBody(request): JsonBody<UpdateEnvironment>,
+) -> ApiResult<Json<EnvironmentView>> {
+    if let Some(protected) = request.protected {
+        state.set_protected(&access.project.key, &environment, protected, &access.author()).await?;
+    }
+    ProjectView::of(&state, &access.project)
+        .await?
+        .environments
+        .into_iter()
+        .find(|e| e.key == environment)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("environment '{environment}' not found")))
 }
 
 /// `?revision=`: a revision of the environment instead of its current one.
@@ -151,7 +195,7 @@ pub(super) struct RevisionQuery {
 )]
 async fn get_matrix(
     State(state): State<SharedState>,
-    _admin: Admin,
+    _access: Viewer,
     Path((project, environment)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<RevisionQuery>,
     headers: HeaderMap,
@@ -218,12 +262,12 @@ impl HasBaseRevision for PutMatrix {
 )]
 async fn put_matrix(
     State(state): State<SharedState>,
-    writer: Writer,
+    access: Editor,
     Path((project, environment)): Path<(String, String)>,
     Based { body: request, base }: Based<PutMatrix>,
 ) -> ApiResult<Json<CommittedView>> {
     let edit = MatrixEdit::ReplaceMatrix { tests: read_matrix(request.matrix)? };
-    let meta = WriteMeta { base, author: writer.author(), comment: request.comment };
+    let meta = WriteMeta { base, author: access.author(), comment: request.comment, role: access.role };
     let committed = state.write(&project, &environment, &edit, meta).await?;
     Ok(Json(CommittedView::from(&committed)))
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Admin;
+use crate::auth::Viewer;
 use crate::error::ApiResult;
 use crate::extract::ApiQuery;
 use crate::openapi::{params, responses, schemas};
@@ -56,7 +56,7 @@ pub struct EventList {
 )]
 async fn list_events(
     State(state): State<SharedState>,
-    _admin: Admin,
+    _access: Viewer,
     Path((project, environment)): Path<(String, String)>,
     ApiQuery(page): ApiQuery<EventPage>,
 ) -> ApiResult<Json<EventList>> {

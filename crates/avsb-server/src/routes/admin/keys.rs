@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{Admin, Writer};
+use crate::auth::{Owner, ProjectAdmin, Viewer};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use crate::extract::OptionalJsonBody;
+use crate::extract::{JsonBody, OptionalJsonBody};
+use crate::ops::keys::{create_admin_token, revoke_admin_token, TokenScope};
 use crate::openapi::{params, responses, schemas};
-use crate::store::{AdminTokenInfo, Role, SdkKeyInfo};
+use crate::store::{AdminTokenInfo, Role, SdkKeyInfo, TokenOwner};
 use crate::SharedState;
 
 /// The key and token routes.
@@ -22,6 +23,8 @@ pub fn router() -> OpenApiRouter<SharedState> {
         .routes(routes!(revoke_sdk_key))
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(revoke_token))
+        .routes(routes!(list_project_tokens, create_project_token))
+        .routes(routes!(revoke_project_token))
 }
 
 /// An environment's SDK keys.
@@ -51,7 +54,7 @@ pub struct SdkKeyList {
 )]
 async fn list_sdk_keys(
     State(state): State<SharedState>,
-    _admin: Admin,
+    _access: Viewer,
     Path((project, environment)): Path<(String, String)>,
 ) -> ApiResult<Json<SdkKeyList>> {
     let snapshot = state.current(&project, &environment)?;
@@ -103,12 +106,12 @@ pub struct CreatedSdkKey {
 )]
 async fn create_sdk_key(
     State(state): State<SharedState>,
-    _writer: Writer,
+    access: ProjectAdmin,
     Path((project, environment)): Path<(String, String)>,
     OptionalJsonBody(request): OptionalJsonBody<CreateSdkKey>,
 ) -> ApiResult<Response> {
     let name = request.name.unwrap_or_else(|| format!("{environment} key"));
-    let (secret, info) = state.create_sdk_key(&project, &environment, &name).await?;
+    let (secret, info) = state.create_sdk_key(&project, &environment, &name, &access.author()).await?;
     let pipet_root = format!("/pipet/{secret}");
     Ok((StatusCode::CREATED, Json(CreatedSdkKey { info, key: secret, pipet_root })).into_response())
 }
@@ -140,10 +143,10 @@ fn id_param(text: &str, what: &str) -> ApiResult<i64> {
 )]
 async fn revoke_sdk_key(
     State(state): State<SharedState>,
-    _writer: Writer,
+    access: ProjectAdmin,
     Path((project, environment, key_id)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    state.revoke_sdk_key(&project, &environment, id_param(&key_id, "key")?).await?;
+    state.revoke_sdk_key(&project, &environment, id_param(&key_id, "key")?, &access.author()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -167,7 +170,7 @@ pub struct TokenList {
     ),
     security(("adminToken" = []), ("adminApiKey" = []))
 )]
-async fn list_tokens(State(state): State<SharedState>, _admin: Admin) -> ApiResult<Json<TokenList>> {
+async fn list_tokens(State(state): State<SharedState>, _owner: Owner) -> ApiResult<Json<TokenList>> {
     Ok(Json(TokenList { tokens: state.store.list_admin_tokens().await? }))
 }
 
@@ -211,10 +214,11 @@ pub struct CreatedToken {
 )]
 async fn create_token(
     State(state): State<SharedState>,
-    _writer: Writer,
-    crate::extract::JsonBody(request): crate::extract::JsonBody<CreateToken>,
+    owner: Owner,
+    JsonBody(request): JsonBody<CreateToken>,
 ) -> ApiResult<Response> {
-    let (secret, info) = crate::ops::keys::create_admin_token(&*state.store, &request.name, request.role).await?;
+    let (secret, info) =
+        create_admin_token(&*state.store, &request.name, request.role, TokenOwner::Instance, &owner.author()).await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { info, token: secret })).into_response())
 }
 
@@ -236,7 +240,87 @@ async fn create_token(
     ),
     security(("adminToken" = ["write"]), ("adminApiKey" = ["write"]))
 )]
-async fn revoke_token(State(state): State<SharedState>, _writer: Writer, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    crate::ops::keys::revoke_admin_token(&*state.store, id_param(&id, "token")?).await?;
+async fn revoke_token(State(state): State<SharedState>, owner: Owner, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    revoke_admin_token(&*state.store, id_param(&id, "token")?, TokenScope::All, &owner.author()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/tokens",
+    tag = "admin",
+    operation_id = "listProjectTokens",
+    summary = "List a project's service-account tokens",
+    description = "The tokens that act for this project only (`read`: a viewer there, `write`: an admin), revoked ones included; never the secrets.",
+    params(params::ProjectPath),
+    responses(
+        (status = 200, description = "The tokens.", body = TokenList),
+        (status = 403, response = responses::Forbidden),
+        (status = 404, response = responses::NotFound),
+        responses::ReadErrors
+    ),
+    security(("adminToken" = []), ("adminApiKey" = []))
+)]
+async fn list_project_tokens(State(state): State<SharedState>, access: ProjectAdmin) -> ApiResult<Json<TokenList>> {
+    let scope = TokenScope::Project(access.project.id);
+    let tokens = state.store.list_admin_tokens().await?.into_iter().filter(|t| scope.covers(t)).collect();
+    Ok(Json(TokenList { tokens }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/tokens",
+    tag = "admin",
+    operation_id = "createProjectToken",
+    summary = "Create a service-account token for a project",
+    description = "A token that acts for this project only: `read` is a viewer there, `write` an admin (it may change protected environments). The secret is answered once. Needs an admin of the project.",
+    params(params::ProjectPath),
+    request_body(content = CreateToken, content_type = "application/json", example = json!({"name": "deploy", "role": "write"})),
+    responses(
+        (status = 201, description = "The token, with its secret shown this once.", body = CreatedToken),
+        (status = 400, description = "Malformed request, or an empty name. Codes: `invalid_json`, `unreadable_body`, `invalid_field`.", body = schemas::BadRequestError),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, response = responses::Forbidden),
+        (status = 404, response = responses::NotFound),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 500, response = responses::InternalError)
+    ),
+    security(("adminToken" = ["write"]), ("adminApiKey" = ["write"]))
+)]
+async fn create_project_token(
+    State(state): State<SharedState>,
+    access: ProjectAdmin,
+    JsonBody(request): JsonBody<CreateToken>,
+) -> ApiResult<Response> {
+    let owner = TokenOwner::Project(access.project.id);
+    let (secret, info) = create_admin_token(&*state.store, &request.name, request.role, owner, &access.author()).await?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { info, token: secret })).into_response())
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{project}/tokens/{id}",
+    tag = "admin",
+    operation_id = "revokeProjectToken",
+    summary = "Revoke a project's service-account token",
+    description = "The token stops authenticating at once.",
+    params(params::ProjectPath, ("id" = i64, Path, description = "The token's id.")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 400, description = "The id is not an integer. Codes: `invalid_field`.", body = schemas::BadRequestError),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, response = responses::Forbidden),
+        (status = 404, description = "No active token of this project with this id. Codes: `not_found`.", body = schemas::ApiError),
+        (status = 500, response = responses::InternalError)
+    ),
+    security(("adminToken" = ["write"]), ("adminApiKey" = ["write"]))
+)]
+async fn revoke_project_token(
+    State(state): State<SharedState>,
+    access: ProjectAdmin,
+    Path((_project, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let scope = TokenScope::Project(access.project.id);
+    revoke_admin_token(&*state.store, id_param(&id, "token")?, scope, &access.author()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,6 @@
 //! The admin API (`/api/v1`, admin token): one module per resource. Handlers extract, call one
 //! operation of [`crate::ops`], and render one of [`views`]; no handler writes to the store or
-//! checks a role by hand (a [`crate::auth::Writer`] in the signature does).
+//! checks a role by hand (an extractor of [`crate::auth`] in the signature does).
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ops::input::parse_revision;
@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub mod environments;
 pub mod events;
 pub mod keys;
+pub mod members;
 pub mod projects;
 pub mod revisions;
 pub mod tests;
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<SharedState> {
         .merge(tests::router())
         .merge(revisions::router())
         .merge(keys::router())
+        .merge(members::router())
         .merge(events::router())
 }
 

@@ -3,7 +3,7 @@
 use avsb_core::document::MatrixDocument;
 use avsb_core::schema::canonical_identifier_type;
 use avsb_core::ContextSchema;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::views::ProjectView;
-use crate::auth::{Admin, Writer};
+use crate::auth::{Admin, Owner, ProjectAdmin, Viewer};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, JsonValue, SchemaBase};
 use crate::openapi::{params, responses, schemas};
@@ -49,10 +49,12 @@ pub struct ProjectList {
     ),
     security(("adminToken" = []), ("adminApiKey" = []))
 )]
-async fn list_projects(State(state): State<SharedState>, _admin: Admin) -> ApiResult<Json<ProjectList>> {
+async fn list_projects(State(state): State<SharedState>, admin: Admin) -> ApiResult<Json<ProjectList>> {
     let mut projects = Vec::new();
     for project in state.store.list_projects().await? {
-        projects.push(ProjectView::of(&state, &project).await?);
+        if admin.principal.role_in(&*state.store, &project).await?.is_some() {
+            projects.push(ProjectView::of(&state, &project).await?);
+        }
     }
     Ok(Json(ProjectList { projects }))
 }
@@ -96,7 +98,7 @@ pub struct CreateProject {
 )]
 async fn create_project(
     State(state): State<SharedState>,
-    writer: Writer,
+    owner: Owner,
     JsonBody(request): JsonBody<CreateProject>,
 ) -> ApiResult<Response> {
     let schema = match &request.schema {
@@ -116,7 +118,7 @@ async fn create_project(
         default_identifier_type: canonical_identifier_type(request.default_identifier_type.as_deref().unwrap_or("USER")),
         environments,
     };
-    let project = state.create_project(spec, &writer.author()).await?;
+    let project = state.create_project(spec, &owner.author()).await?;
     Ok((StatusCode::CREATED, Json(ProjectView::of(&state, &project).await?)).into_response())
 }
 
@@ -137,9 +139,8 @@ async fn create_project(
     ),
     security(("adminToken" = []), ("adminApiKey" = []))
 )]
-async fn get_project(State(state): State<SharedState>, _admin: Admin, Path(key): Path<String>) -> ApiResult<Json<ProjectView>> {
-    let project = state.project(&key).await?;
-    Ok(Json(ProjectView::of(&state, &project).await?))
+async fn get_project(State(state): State<SharedState>, access: Viewer) -> ApiResult<Json<ProjectView>> {
+    Ok(Json(ProjectView::of(&state, &access.project).await?))
 }
 
 /// A project's new name or default identifier type.
@@ -176,10 +177,10 @@ pub struct UpdateProject {
 )]
 async fn update_project(
     State(state): State<SharedState>,
-    _writer: Writer,
-    Path(key): Path<String>,
+    access: ProjectAdmin,
     JsonBody(request): JsonBody<UpdateProject>,
 ) -> ApiResult<Json<ProjectView>> {
+    let key = access.project.key;
     let updated =
         state.update_project(&key, request.name.as_deref(), request.default_identifier_type.as_deref()).await?;
     Ok(Json(ProjectView::of(&state, &updated).await?))
@@ -203,8 +204,8 @@ async fn update_project(
     ),
     security(("adminToken" = []), ("adminApiKey" = []))
 )]
-async fn get_schema(State(state): State<SharedState>, _admin: Admin, Path(key): Path<String>) -> ApiResult<Response> {
-    let project = state.project(&key).await?;
+async fn get_schema(access: Viewer) -> ApiResult<Response> {
+    let project = access.project;
     let mut response = json_bytes(StatusCode::OK, project.schema_json.clone());
     if let Ok(tag) = format!("\"{}\"", project.schema_version).parse() {
         response.headers_mut().insert(header::ETAG, tag);
@@ -239,12 +240,11 @@ async fn get_schema(State(state): State<SharedState>, _admin: Admin, Path(key): 
 )]
 async fn put_schema(
     State(state): State<SharedState>,
-    _writer: Writer,
-    Path(key): Path<String>,
+    access: ProjectAdmin,
     SchemaBase(base): SchemaBase,
     JsonValue(doc): JsonValue,
 ) -> ApiResult<Json<ProjectView>> {
     let schema = read_schema(&doc)?;
-    let updated = state.set_schema(&key, schema, base).await?;
+    let updated = state.set_schema(&access.project.key, schema, base).await?;
     Ok(Json(ProjectView::of(&state, &updated).await?))
 }

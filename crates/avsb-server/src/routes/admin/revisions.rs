@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::views::{CommittedView, RevisionView};
-use crate::auth::{Admin, Writer};
+use crate::auth::{Editor, Viewer};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, Based, HasBaseRevision};
 use crate::openapi::{params, responses, schemas};
@@ -68,7 +68,7 @@ pub struct RevisionList {
 )]
 async fn list_revisions(
     State(state): State<SharedState>,
-    _admin: Admin,
+    _access: Viewer,
     Path((project, environment)): Path<(String, String)>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<RevisionList>> {
@@ -112,7 +112,7 @@ pub struct RevisionWithMatrix {
 )]
 async fn get_revision(
     State(state): State<SharedState>,
-    _admin: Admin,
+    _access: Viewer,
     Path((project, environment, revision)): Path<(String, String, String)>,
 ) -> ApiResult<Json<RevisionWithMatrix>> {
     let snapshot = state.current(&project, &environment)?;
@@ -161,12 +161,12 @@ impl HasBaseRevision for Rollback {
 )]
 async fn rollback(
     State(state): State<SharedState>,
-    writer: Writer,
+    access: Editor,
     Path((project, environment)): Path<(String, String)>,
     Based { body: request, base }: Based<Rollback>,
 ) -> ApiResult<Json<CommittedView>> {
     let edit = MatrixEdit::Rollback { revision: request.revision.0 };
-    let meta = WriteMeta { base, author: writer.author(), comment: request.comment };
+    let meta = WriteMeta { base, author: access.author(), comment: request.comment, role: access.role };
     let committed = state.write(&project, &environment, &edit, meta).await?;
     Ok(Json(CommittedView::from(&committed)))
 }
@@ -229,11 +229,11 @@ pub struct DiffView {
 )]
 async fn diff(
     State(state): State<SharedState>,
-    _admin: Admin,
-    Path(project_key): Path<String>,
+    access: Viewer,
     ApiQuery(query): ApiQuery<DiffQuery>,
 ) -> ApiResult<Json<DiffView>> {
-    let project = state.project(&project_key).await?;
+    let project = &access.project;
+    let project_key = &project.key;
     let environments = state.store.list_environments(project.id).await?;
     let mut sides = Vec::new();
     for (field, text) in [("from", &query.from), ("to", &query.to)] {

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::environments::RevisionQuery;
 use super::views::CommittedView;
-use crate::auth::{Admin, Writer};
+use crate::auth::{Editor, Viewer};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, BaseRevision, Based, HasBaseRevision};
 use crate::openapi::{params, responses, schemas};
@@ -46,8 +46,16 @@ macro_rules! based {
 }
 based!(PutTest, Kill, RollbackTest, SetRanges, SetTargets, Promote, PreviewRequest);
 
-async fn commit(state: &SharedState, writer: &Writer, project: &str, environment: &str, edit: MatrixEdit, base: Option<i64>, comment: Option<String>) -> ApiResult<Json<CommittedView>> {
-    let meta = WriteMeta { base, author: writer.author(), comment };
+async fn commit(
+    state: &SharedState,
+    access: &Editor,
+    environment: &str,
+    edit: MatrixEdit,
+    base: Option<i64>,
+    comment: Option<String>,
+) -> ApiResult<Json<CommittedView>> {
+    let project = &access.project.key;
+    let meta = WriteMeta { base, author: access.author(), comment, role: access.role };
     let committed = state.write(project, environment, &edit, meta).await?;
     Ok(Json(CommittedView::from(&committed)))
 }
@@ -73,7 +81,7 @@ async fn commit(state: &SharedState, writer: &Writer, project: &str, environment
 )]
 async fn get_test(
     State(state): State<SharedState>,
-    _admin: Admin,
+    _access: Viewer,
     Path((project, environment, test)): Path<(String, String, String)>,
     ApiQuery(query): ApiQuery<RevisionQuery>,
 ) -> ApiResult<Json<Value>> {
@@ -128,13 +136,13 @@ pub struct PutTest {
 )]
 async fn put_test(
     State(state): State<SharedState>,
-    writer: Writer,
-    Path((project, environment, test)): Path<(String, String, String)>,
+    access: Editor,
+    Path((_project, environment, test)): Path<(String, String, String)>,
     Based { body: request, base }: Based<PutTest>,
 ) -> ApiResult<Json<CommittedView>> {
     crate::ops::check_test_name(&test)?;
     let definition = read_definition(&test, &request.definition, request.format.as_deref())?;
-    commit(&state, &writer, &project, &environment, MatrixEdit::PutTest { test, definition: Box::new(definition) }, base, request.comment).await
+    commit(&state, &access, &environment, MatrixEdit::PutTest { test, definition: Box::new(definition) }, base, request.comment).await
 }
 
 /// `?comment=` and `?baseRevision=` of a delete.
@@ -173,12 +181,12 @@ struct DeleteQuery {
 )]
 async fn delete_test(
     State(state): State<SharedState>,
-    writer: Writer,
-    Path((project, environment, test)): Path<(String, String, String)>,
+    access: Editor,
+    Path((_project, environment, test)): Path<(String, String, String)>,
     ApiQuery(query): ApiQuery<DeleteQuery>,
     BaseRevision(base): BaseRevision,
 ) -> ApiResult<Json<CommittedView>> {
-    commit(&state, &writer, &project, &environment, MatrixEdit::DeleteTest { test }, base, query.comment).await
+    commit(&state, &access, &environment, MatrixEdit::DeleteTest { test }, base, query.comment).await
 }
 
 /// The kill switch.
@@ -219,12 +227,12 @@ pub struct Kill {
 )]
 async fn kill(
     State(state): State<SharedState>,
-    writer: Writer,
-    Path((project, environment, test)): Path<(String, String, String)>,
+    access: Editor,
+    Path((_project, environment, test)): Path<(String, String, String)>,
     Based { body: request, base }: Based<Kill>,
 ) -> ApiResult<Json<CommittedView>> {
     let edit = MatrixEdit::Kill { test, bucket: request.bucket };
-    commit(&state, &writer, &project, &environment, edit, base, request.comment).await
+    commit(&state, &access, &environment, edit, base, request.comment).await
 }
 
 /// Roll one test back.
@@ -262,12 +270,12 @@ pub struct RollbackTest {
 )]
 async fn rollback_test(
     State(state): State<SharedState>,
-    writer: Writer,
-    Path((project, environment, test)): Path<(String, String, String)>,
+    access: Editor,
+    Path((_project, environment, test)): Path<(String, String, String)>,
     Based { body: request, base }: Based<RollbackTest>,
 ) -> ApiResult<Json<CommittedView>> {
     let edit = MatrixEdit::RollbackTest { test, revision: request.revision.0 };
-    commit(&state, &writer, &project, &environment, edit, base, request.comment).await
+    commit(&state, &access, &environment, edit, base, request.comment).await
 }
 
 /// One allocation's new ranges.
@@ -305,8 +313,8 @@ pub struct SetRanges {
 )]
 async fn set_ranges(
     State(state): State<SharedState>,
-    writer: Writer,
-    Path((project, environment, test, allocation)): Path<(String, String, String, String)>,
+    access: Editor,
+    Path((_project, environment, test, allocation)): Path<(String, String, String, String)>,
     Based { body: request, base }: Based<SetRanges>,
 ) -> ApiResult<Json<CommittedView>> {
     let allocation = allocation.parse::<usize>().map_err(|_| {
@@ -314,7 +322,7 @@ async fn set_ranges(
             .with("field", "allocation")
     })?;
     let edit = MatrixEdit::SetRanges { test, allocation, ranges: ranges_of(&request.ranges) };
-    commit(&state, &writer, &project, &environment, edit, base, request.comment).await
+    commit(&state, &access, &environment, edit, base, request.comment).await
 }
 
 /// A test's new targets.
@@ -351,12 +359,12 @@ pub struct SetTargets {
 )]
 async fn set_targets(
     State(state): State<SharedState>,
-    writer: Writer,
-    Path((project, environment, test)): Path<(String, String, String)>,
+    access: Editor,
+    Path((_project, environment, test)): Path<(String, String, String)>,
     Based { body: request, base }: Based<SetTargets>,
 ) -> ApiResult<Json<CommittedView>> {
     let edit = MatrixEdit::SetTargets { test, targets: targets_of(request.targets) };
-    commit(&state, &writer, &project, &environment, edit, base, request.comment).await
+    commit(&state, &access, &environment, edit, base, request.comment).await
 }
 
 /// A promotion.
@@ -399,8 +407,7 @@ pub struct Promote {
 )]
 async fn promote(
     State(state): State<SharedState>,
-    writer: Writer,
-    Path(project): Path<String>,
+    access: Editor,
     Based { body: request, base }: Based<Promote>,
 ) -> ApiResult<Json<CommittedView>> {
     let edit = MatrixEdit::Promote {
@@ -408,7 +415,7 @@ async fn promote(
         tests: request.tests,
         source_revision: request.source_revision.map(|r| r.0),
     };
-    commit(&state, &writer, &project, &request.to, edit, base, request.comment).await
+    commit(&state, &access, &request.to, edit, base, request.comment).await
 }
 
 /// An edit to preview.
@@ -447,7 +454,7 @@ pub struct PreviewRequest {
 )]
 async fn preview(
     State(state): State<SharedState>,
-    _admin: Admin,
+    _access: Viewer,
     Path((project, environment)): Path<(String, String)>,
     Based { body: request, base }: Based<PreviewRequest>,
 ) -> ApiResult<Json<Preview>> {

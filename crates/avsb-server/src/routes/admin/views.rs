@@ -46,6 +46,8 @@ pub struct EnvironmentView {
     pub current_revision: String,
     /// How many tests its matrix holds.
     pub tests: usize,
+    /// Whether only the project's admins may change it.
+    pub protected: bool,
 }
 
 /// A revision's audit.
@@ -122,6 +124,7 @@ impl ProjectView {
                 position: env.position,
                 current_revision: snapshot.revision.id.to_string(),
                 tests: snapshot.matrix.len(),
+                protected: env.protected,
             });
         }
         Ok(ProjectView {
