@@ -180,10 +180,13 @@ impl FromRequestParts<SharedState> for Owner {
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
         let Admin { principal } = Admin::from_request_parts(parts, state).await?;
         if !principal.is_owner() {
-            return Err(ApiError::forbidden(format!(
-                "'{}' may not do this: it needs a token with the write role for the whole instance (or an owner's)",
-                principal.author()
-            )));
+            let why = match &principal {
+                Principal::Instance(t) | Principal::UserToken(t, _) if t.role == Role::Read => {
+                    "its token has the read role; this needs a token with the write role for the whole instance (or an owner's)"
+                }
+                _ => "this needs a token with the write role for the whole instance (or an owner's)",
+            };
+            return Err(ApiError::forbidden(format!("'{}' may not do this: {why}", principal.author())));
         }
         Ok(Owner { principal })
     }
@@ -239,13 +242,26 @@ impl<const MIN: u8> FromRequestParts<SharedState> for ProjectAccess<MIN> {
         let role = principal.role_in(&*state.store, &project).await?.ok_or_else(not_found)?;
         let required = Self::required();
         if role < required {
-            return Err(ApiError::forbidden(format!(
-                "'{}' is a {} of project '{key}'; this needs a {}{}",
-                principal.author(),
-                role.as_str(),
-                required.as_str(),
-                if required == ProjectRole::Editor { " (or a token with the write role)" } else { "" }
-            )));
+            let article = |r: ProjectRole| if r == ProjectRole::Admin { "an" } else { "a" };
+            let read_token = matches!(&principal, Principal::Instance(t) | Principal::Service(t) | Principal::UserToken(t, _) if t.role == Role::Read);
+            let message = if read_token {
+                format!(
+                    "'{}' has a token with the read role: it may only read project '{key}'; this needs {} {} with a token with the write role",
+                    principal.author(),
+                    article(required),
+                    required.as_str()
+                )
+            } else {
+                format!(
+                    "'{}' is {} {} of project '{key}'; this needs {} {}",
+                    principal.author(),
+                    article(role),
+                    role.as_str(),
+                    article(required),
+                    required.as_str()
+                )
+            };
+            return Err(ApiError::forbidden(message));
         }
         Ok(ProjectAccess { principal, project, role })
     }

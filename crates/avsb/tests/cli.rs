@@ -207,3 +207,40 @@ fn export_writes_proctor_json_and_reads_stored_definitions() {
     let out = avsb(&["eval", "--matrix", &definition.display().to_string(), "--id", "USER=u", "--ctx", "country=FR", "--ctx", "lang=en"]);
     assert_eq!(stdout_json(&out)["groups"], serde_json::json!({}));
 }
+
+#[test]
+fn token_create_prints_a_secret_that_token_list_never_shows() {
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path().to_str().unwrap();
+    let out = avsb(&["token", "create", "--name", "reader", "--role", "read", "--data", data]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reader = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(reader.len() > 20, "the token printed: {reader:?}");
+    let out = avsb(&["token", "list", "--data", data]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(!listing.contains(&reader), "the listing shows a secret: {listing}");
+    let line = listing.lines().find(|l| l.split('\t').nth(1) == Some("reader")).unwrap_or_else(|| panic!("{listing}"));
+    let fields: Vec<&str> = line.split('\t').collect();
+    assert_eq!(fields[2], "read", "{line}");
+    assert_eq!(fields[4], "active", "{line}");
+    let prefix = fields[3].trim_end_matches('…');
+    assert!(prefix.len() >= 6 && reader.starts_with(prefix), "prefix {prefix:?} of {reader:?}");
+}
+
+#[test]
+fn token_revoke_marks_the_token_revoked_and_a_second_revoke_fails_naming_it() {
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path().to_str().unwrap();
+    assert!(avsb(&["token", "create", "--name", "reader", "--role", "read", "--data", data]).status.success());
+    let listing = String::from_utf8(avsb(&["token", "list", "--data", data]).stdout).unwrap();
+    let id = listing.lines().find(|l| l.split('\t').nth(1) == Some("reader")).and_then(|l| l.split('\t').next()).unwrap().to_string();
+    let out = avsb(&["token", "revoke", &id, "--data", data]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("revoked token {id}")));
+    let listing = String::from_utf8(avsb(&["token", "list", "--data", data]).stdout).unwrap();
+    assert!(listing.lines().any(|l| l.starts_with(&format!("{id}\treader\t")) && l.ends_with("revoked")), "{listing}");
+    let out = avsb(&["token", "revoke", &id, "--data", data]);
+    assert!(!out.status.success(), "revoking twice succeeded");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&id), "{}", String::from_utf8_lossy(&out.stderr));
+}

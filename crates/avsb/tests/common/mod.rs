@@ -1,7 +1,15 @@
 //! Starts the real `avsb serve` binary on a free loopback port with a fresh data directory, and
 //! talks to it over HTTP. Dropping the server sends SIGTERM and waits for it.
+//!
+//! Only what needs the real process is tested with it; the server's behaviour is tested in
+//! process in `crates/avsb-server/tests`, whose HTTP and SSE clients this harness shares.
 
 #![allow(dead_code)]
+
+#[path = "../../../avsb-server/tests/common/http.rs"]
+pub mod http;
+#[path = "../../../avsb-server/tests/common/sse.rs"]
+pub mod sse;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -10,7 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+pub use http::{request, Reply};
+pub use sse::Sse;
 
 /// A running server.
 pub struct Server {
@@ -22,26 +31,6 @@ pub struct Server {
     data_path: PathBuf,
     /// Everything the server wrote to stderr so far.
     pub stderr: Arc<Mutex<String>>,
-}
-
-/// A response: status, headers (lower-case names) and body.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: HashMap<String, String>,
-    pub body: String,
-}
-
-impl Reply {
-    /// The body as JSON (panics with the body if it is not).
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    /// A header.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
-    }
 }
 
 impl Server {
@@ -80,11 +69,11 @@ impl Server {
         });
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        // Read stdout to its end even after the lines wanted here: a closed pipe would fail
+        // the server's next write.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
         let mut env = HashMap::new();
@@ -160,6 +149,11 @@ impl Server {
     pub fn admin(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
         self.call(method, &format!("/api/v1{path}"), Some(self.var("AVSB_ADMIN_TOKEN")), body)
     }
+
+    /// Opens the SDK stream with `key`.
+    pub fn stream(&self, key: &str) -> Sse {
+        Sse::open(self.base().trim_start_matches("http://"), key, None)
+    }
 }
 
 impl Drop for Server {
@@ -177,43 +171,4 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
-}
-
-/// One HTTP request with ureq; non-2xx statuses are returned, not raised.
-pub fn request(method: &str, url: &str, auth: Option<&str>, body: Option<&str>, headers: &[(&str, &str)]) -> Reply {
-    let bearer = auth.map(|secret| format!("Bearer {secret}"));
-    let mut all: Vec<(&str, &str)> = headers.to_vec();
-    if let Some(bearer) = &bearer {
-        all.push(("Authorization", bearer));
-    }
-    if body.is_some() {
-        all.push(("Content-Type", "application/json"));
-    }
-    try_request(method, url, &all, body.map(str::as_bytes)).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// One HTTP request with raw headers and body; an error only when no HTTP answer came back.
-pub fn try_request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<Reply, String> {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-    let mut req = agent.request(method, url);
-    for (k, v) in headers {
-        req = req.set(k, v);
-    }
-    let result = match body {
-        Some(b) => req.send_bytes(b),
-        None => req.call(),
-    };
-    let response = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => return Err(format!("{method} {url}: {e}")),
-    };
-    let status = response.status();
-    let headers = response
-        .headers_names()
-        .into_iter()
-        .filter_map(|n| response.header(&n).map(|v| (n.to_ascii_lowercase(), v.to_string())))
-        .collect();
-    let body = response.into_string().unwrap_or_default();
-    Ok(Reply { status, headers, body })
 }
