@@ -26,6 +26,9 @@ PRINTED = {
     "PROCTOR_API_ROOT": "proctor_api_root",
     "OFREP_URL": "ofrep_url",
     "AVSB_ADMIN_TOKEN": "admin_token",
+    "AVSB_CONSOLE_URL": "console_url",
+    "AVSB_CONSOLE_USER": "console_user",
+    "AVSB_CONSOLE_PASSWORD": "console_password",
 }
 START_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 15
@@ -66,6 +69,9 @@ class AvsbProcess:
     proctor_api_root: str = ""
     ofrep_url: str = ""
     admin_token: str = ""
+    console_url: str = ""
+    console_user: str = ""
+    console_password: str = ""
     http: requests.Session = field(default_factory=requests.Session)
 
     @property

@@ -12,6 +12,7 @@ use avsb_core::{ContextSchema, MatrixDocument};
 use serde::{Deserialize, Serialize};
 
 use crate::keys;
+use crate::ops::accounts;
 use crate::ops::projects::ProjectSpec;
 use crate::ops::WriteError;
 use crate::store::{Role, StoreError, TokenOwner};
@@ -35,7 +36,13 @@ pub struct DemoSecrets {
     pub admin_token: String,
     /// One SDK key per environment, in [`ENVIRONMENTS`] order.
     pub sdk_keys: Vec<(String, String)>,
+    /// The password of the console user [`CONSOLE_USER`] (an owner).
+    #[serde(default)]
+    pub console_password: String,
 }
+
+/// The demo's console user.
+pub const CONSOLE_USER: &str = "admin";
 
 impl DemoSecrets {
     /// The SDK key of an environment.
@@ -59,6 +66,9 @@ impl DemoSecrets {
         }
         lines.push(format!("OFREP_URL={base_url}"));
         lines.push(format!("AVSB_ADMIN_TOKEN={}", self.admin_token));
+        lines.push(format!("AVSB_CONSOLE_URL={base_url}/"));
+        lines.push(format!("AVSB_CONSOLE_USER={CONSOLE_USER}"));
+        lines.push(format!("AVSB_CONSOLE_PASSWORD={}", self.console_password));
         lines
     }
 }
@@ -96,10 +106,13 @@ pub async fn ensure(state: &AppState, data_dir: &Path) -> Result<DemoSecrets, De
     let exists = state.store.project(PROJECT).await?.is_some();
     if exists {
         if let Ok(text) = std::fs::read_to_string(&path) {
-            let secrets: DemoSecrets = serde_json::from_str(&text)?;
+            let mut secrets: DemoSecrets = serde_json::from_str(&text)?;
             if state.store.admin_token(&keys::digest(&secrets.admin_token)).await?.is_some()
                 && secrets.sdk_keys.iter().all(|(_, k)| state.sdk_environment(k).is_some())
             {
+                if ensure_console_user(state, &mut secrets).await? {
+                    save(&path, &secrets)?;
+                }
                 return Ok(secrets);
             }
         }
@@ -135,7 +148,29 @@ async fn issue(state: &AppState) -> Result<DemoSecrets, DemoError> {
         let (secret, _) = state.create_sdk_key(PROJECT, env, "demo", "demo").await?;
         sdk_keys.push((env.to_string(), secret));
     }
-    Ok(DemoSecrets { admin_token, sdk_keys })
+    let mut secrets = DemoSecrets { admin_token, sdk_keys, console_password: String::new() };
+    ensure_console_user(state, &mut secrets).await?;
+    Ok(secrets)
+}
+
+/// Makes sure the console user exists with the saved password (creating it, or setting a new
+/// password when the saved one is missing, as in a data directory from before the console);
+/// true if the secrets changed.
+async fn ensure_console_user(state: &AppState, secrets: &mut DemoSecrets) -> Result<bool, DemoError> {
+    let store = &*state.store;
+    let existing = store.user_by_username(CONSOLE_USER).await?;
+    if existing.is_some() && !secrets.console_password.is_empty() {
+        return Ok(false);
+    }
+    let password = accounts::random_password()?;
+    match existing {
+        Some((user, _)) => accounts::set_password(store, &user, &password, "demo").await?,
+        None => {
+            accounts::create_user(store, CONSOLE_USER, "Demo admin", &password, true, "demo").await?;
+        }
+    }
+    secrets.console_password = password;
+    Ok(true)
 }
 
 fn save(path: &Path, secrets: &DemoSecrets) -> Result<(), DemoError> {

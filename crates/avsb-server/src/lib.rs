@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub mod auth;
+pub mod console;
 pub mod demo;
 pub mod error;
 pub mod extract;
@@ -58,11 +59,14 @@ pub enum StartError {
 pub struct Options {
     /// How often an idle stream sends a comment line, so proxies and clients keep it open.
     pub heartbeat: Duration,
+    /// Whether the console's cookies are `Secure` (the console is served over HTTPS, by a proxy);
+    /// without it they are `Secure` when a proxy says the request came over HTTPS.
+    pub secure_cookies: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { heartbeat: Duration::from_secs(15) }
+        Options { heartbeat: Duration::from_secs(15), secure_cookies: false }
     }
 }
 
@@ -123,6 +127,7 @@ impl AppState {
 pub fn app(state: SharedState) -> Router {
     routes::router()
         .0
+        .merge(console::router())
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), metrics::track))
         .with_state(state)
 }
@@ -140,7 +145,9 @@ pub async fn run(
         tracing::info!("shutting down: finishing in-flight requests");
         signal_state.shutting_down.send_replace(true);
     };
-    axum::serve(listener, app(state)).with_graceful_shutdown(graceful).await?;
+    // The peer address is what the console throttles sign-ins by.
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(graceful).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// Seconds between heartbeats on idle SDK streams.
     #[arg(long, env = "AVSB_HEARTBEAT_SECS", default_value_t = 15)]
     heartbeat_secs: u64,
+    /// Mark the console's cookies `Secure` (set this when a proxy serves it over HTTPS; they are
+    /// also `Secure` whenever the proxy sends `X-Forwarded-Proto: https`).
+    #[arg(long, env = "AVSB_SECURE_COOKIES")]
+    secure_cookies: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,7 +130,10 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     init_logging(&args.log_level, args.log_json)?;
     let store = open_store(&args.data)?;
     runtime()?.block_on(async move {
-        let options = Options { heartbeat: std::time::Duration::from_secs(args.heartbeat_secs.max(1)) };
+        let options = Options {
+            heartbeat: std::time::Duration::from_secs(args.heartbeat_secs.max(1)),
+            secure_cookies: args.secure_cookies,
+        };
         let state = AppState::load(Arc::new(store), options).await?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -141,6 +148,11 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             }
         } else {
             writeln!(out, "AVSB_BASE_URL={base_url}")?;
+            writeln!(out, "AVSB_CONSOLE_URL={base_url}/")?;
+            // A fresh instance without a user: a one-time link that creates the owner.
+            if let Some(token) = accounts::setup_token(&*state.store).await? {
+                writeln!(out, "AVSB_SETUP_URL={base_url}/setup?token={token}")?;
+            }
         }
         out.flush()?;
         tracing::info!(%address, data = %args.data.display(), "serving");

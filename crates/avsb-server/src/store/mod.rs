@@ -406,6 +406,9 @@ pub trait Store: Send + Sync + 'static {
     async fn commit_revision(&self, expected_current: i64, revision: Revision) -> StoreResult<()>;
     /// One revision by id.
     async fn revision(&self, id: i64) -> StoreResult<Option<Revision>>;
+    /// The audits of these revisions (any environment), in no particular order; unknown ids are
+    /// left out.
+    async fn revision_metas(&self, ids: Vec<i64>) -> StoreResult<Vec<RevisionMeta>>;
     /// An environment's revisions, newest first, older than `before` if given.
     async fn list_revisions(&self, environment_id: i64, before: Option<i64>, limit: u32)
         -> StoreResult<Vec<RevisionMeta>>;

@@ -394,6 +394,23 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn revision_metas(&self, ids: Vec<i64>) -> StoreResult<Vec<RevisionMeta>> {
+        self.call(move |conn| {
+            let mut out = Vec::with_capacity(ids.len());
+            // SQLite takes at most 999 parameters in a statement (older builds): ask in chunks.
+            for chunk in ids.chunks(500) {
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let mut stmt = conn.prepare(&format!("SELECT {REVISION_META_COLUMNS} FROM revisions WHERE id IN ({marks})"))?;
+                let rows = stmt.query_map(rusqlite::params_from_iter(chunk.iter()), revision_meta_row)?;
+                for row in rows {
+                    out.push(row?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn list_revisions(&self, environment_id: i64, before: Option<i64>, limit: u32) -> StoreResult<Vec<RevisionMeta>> {
         self.call(move |conn| {
             let mut stmt = conn.prepare(&format!(

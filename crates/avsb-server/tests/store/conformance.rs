@@ -191,6 +191,11 @@ async fn revisions(store: &dyn Store) -> anyhow::Result<()> {
     ensure!(listed == [third, first], "revisions newest first: {listed:?}");
     let older: Vec<i64> = store.list_revisions(dev.id, Some(third), 10).await?.iter().map(|r| r.id).collect();
     ensure!(older == [first], "paging with before: {older:?}");
+    let mut metas: Vec<i64> = store.revision_metas(vec![third, first, 999_999]).await?.iter().map(|r| r.id).collect();
+    metas.sort_unstable();
+    ensure!(metas == [first, third], "audits by id, unknown ones left out: {metas:?}");
+    let many: Vec<i64> = (1_000_000..1_001_200).chain([first]).collect();
+    ensure!(store.revision_metas(many).await?.len() == 1, "more ids than one statement takes");
     Ok(())
 }
 
