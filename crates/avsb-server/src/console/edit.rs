@@ -895,26 +895,40 @@ pub async fn kill_page(State(state): State<SharedState>, signed: Signed, Path((k
 
 /// `POST /projects/{project}/tests/{test}/kill`: the review of a kill.
 pub async fn kill_review(State(state): State<SharedState>, Path((key, test)): Path<(String, String)>, form: SignedForm) -> PageResult {
-    let (project, role, envs, env) = writable(&state, &form.signed, &key, form.get("env")).await?;
     let bucket = form.text("bucket").parse::<i32>().map_err(|_| ConsoleError::BadForm("choose the bucket everyone gets".into()))?;
-    let base = form.text("base").parse::<i64>().map_err(|_| ConsoleError::BadForm("the form lost its base revision".into()))?;
     let edit = MatrixEdit::Kill { test: test.clone(), bucket: BucketRef::Value(bucket) };
-    let mut fields = vec![("test".to_string(), test.clone()), ("env".to_string(), env.key.clone()), ("bucket".to_string(), bucket.to_string())];
-    fields.dedup();
+    let title = |env: &str| format!("Kill {test} in {env}");
+    review_test_action(&state, &form, &key, &test, "kill", ("bucket", bucket.to_string()), edit, title).await
+}
+
+/// The review of a kill or a rollback of one test (each carries one field besides the test).
+#[allow(clippy::too_many_arguments)]
+async fn review_test_action(
+    state: &SharedState,
+    form: &SignedForm,
+    key: &str,
+    test: &str,
+    kind: &'static str,
+    field: (&str, String),
+    edit: MatrixEdit,
+    title: impl FnOnce(&str) -> String,
+) -> PageResult {
+    let (project, role, envs, env) = writable(state, &form.signed, key, form.get("env")).await?;
+    let base = form.text("base").parse::<i64>().map_err(|_| ConsoleError::BadForm("the form lost its base revision".into()))?;
     let proposal = Proposal {
-        kind: "kill",
-        test: Some(test.clone()),
+        kind,
+        test: Some(test.to_string()),
         env: env.key.clone(),
         base,
-        fields,
-        title: format!("Kill {test} in {}", env.name),
+        fields: vec![("test".into(), test.to_string()), ("env".into(), env.key.clone()), (field.0.to_string(), field.1)],
+        title: title(&env.name),
         careful: careful(&envs, &env),
         destructive: true,
-        back: format!("{}/kill?env={}", test_url(&project.key, &test), url_component(&env.key)),
+        back: format!("{}/{kind}?env={}", test_url(&project.key, test), url_component(&env.key)),
     };
     match state.preview(&project.key, &env.key, &edit, Some(base)).await {
         Ok(preview) => review_page(&form.signed, &project, role, proposal, &preview, None, Vec::new()),
-        Err(WriteError::Conflict { .. }) => conflict_page(&state, &form.signed, &project, &env, proposal, &edit).await,
+        Err(WriteError::Conflict { .. }) => conflict_page(state, &form.signed, &project, &env, proposal, &edit).await,
         Err(other) => Err(other.into()),
     }
 }
@@ -964,26 +978,10 @@ pub async fn rollback_page(State(state): State<SharedState>, signed: Signed, Pat
 
 /// `POST /projects/{project}/tests/{test}/rollback`: the review of a rollback.
 pub async fn rollback_review(State(state): State<SharedState>, Path((key, test)): Path<(String, String)>, form: SignedForm) -> PageResult {
-    let (project, role, envs, env) = writable(&state, &form.signed, &key, form.get("env")).await?;
     let revision = form.text("revision").parse::<i64>().map_err(|_| ConsoleError::BadForm("choose a revision".into()))?;
-    let base = form.text("base").parse::<i64>().map_err(|_| ConsoleError::BadForm("the form lost its base revision".into()))?;
     let edit = MatrixEdit::RollbackTest { test: test.clone(), revision };
-    let proposal = Proposal {
-        kind: "rollback",
-        test: Some(test.clone()),
-        env: env.key.clone(),
-        base,
-        fields: vec![("test".into(), test.clone()), ("env".into(), env.key.clone()), ("revision".into(), revision.to_string())],
-        title: format!("Roll back {test} in {} to revision {revision}", env.name),
-        careful: careful(&envs, &env),
-        destructive: true,
-        back: format!("{}/rollback?env={}", test_url(&project.key, &test), url_component(&env.key)),
-    };
-    match state.preview(&project.key, &env.key, &edit, Some(base)).await {
-        Ok(preview) => review_page(&form.signed, &project, role, proposal, &preview, None, Vec::new()),
-        Err(WriteError::Conflict { .. }) => conflict_page(&state, &form.signed, &project, &env, proposal, &edit).await,
-        Err(other) => Err(other.into()),
-    }
+    let title = |env: &str| format!("Roll back {test} in {env} to revision {revision}");
+    review_test_action(&state, &form, &key, &test, "rollback", ("revision", revision.to_string()), edit, title).await
 }
 
 #[derive(Template)]

@@ -387,6 +387,16 @@ pub async fn revision(
 }
 
 impl RevisionPage {
+    /// The diff's "before" column's revision, when there is one.
+    fn before_label(&self) -> String {
+        self.base.map_or_else(String::new, |b| format!(" (r{b})"))
+    }
+
+    /// The diff's "after" column's revision.
+    fn after_label(&self) -> String {
+        format!(" (r{})", self.id)
+    }
+
     fn error(&self, field: &str) -> Option<&str> {
         self.errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.as_str())
     }
