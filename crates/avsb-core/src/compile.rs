@@ -391,7 +391,7 @@ fn compile_test(
     let constants: IndexMap<String, Value> = test.constants.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect();
     let constants_key = if test.constants.is_empty() { String::new() } else { serde_json::to_string(&test.constants).unwrap_or_default() };
     let mut compile_rule = |text: Option<&str>, at: String, errors: &mut Vec<Diagnostic>| -> Option<Rule> {
-        let result = match text.filter(|t| !t.trim().is_empty()) {
+        let result = match text.filter(|t| !crate::java::is_blank(t)) {
             None => Ok(rule::Compiled { rule: Rule::always(), warnings: Vec::new() }),
             Some(text) => cache
                 .rules
@@ -426,13 +426,17 @@ fn compile_test(
     let last = test.allocations.len().saturating_sub(1);
     for (i, allocation) in test.allocations.iter().enumerate() {
         let at = |rest: &str| path(&format!("allocations[{i}]{rest}"));
-        let blank = allocation.rule.as_deref().is_none_or(|r| r.trim().is_empty());
-        if blank && i != last {
+        // Empty as Proctor counts it: null, blank, or nothing inside `${` `}` (docs/proctor.md §1.10.6).
+        if rule::is_empty_rule(allocation.rule.as_deref()) && i != last {
+            let shown = match allocation.rule.as_deref() {
+                None => "none".to_string(),
+                Some(text) => format!("the empty rule {text:?}"),
+            };
             error(
                 &mut errors,
                 at(".rule"),
                 "empty_rule_not_last",
-                format!("only the last allocation may have an empty rule; allocation {i} of {} has none", last + 1),
+                format!("only the last allocation may have an empty rule; allocation {i} of {} has {shown}", last + 1),
             );
         }
         let rule = compile_rule(allocation.rule.as_deref(), at(".rule"), &mut errors);

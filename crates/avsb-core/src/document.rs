@@ -174,7 +174,8 @@ impl TestDefinition {
                         }
                         other => other.value_json(),
                     };
-                    o.insert("payload".into(), serde_json::json!({ p.type_name(): value }));
+                    let payload = if p == Payload::Empty { serde_json::json!({}) } else { serde_json::json!({ p.type_name(): value }) };
+                    o.insert("payload".into(), payload);
                 }
                 Json::Object(o)
             })

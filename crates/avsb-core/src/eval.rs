@@ -163,11 +163,8 @@ impl Evaluation<'_> {
             out.extend_from_slice(b",\"value\":");
             write_json(out, &bucket.value);
             if let Some(payload) = &a.payload {
-                out.extend_from_slice(b",\"payload\":{");
-                write_json(out, payload.type_name());
-                out.push(b':');
-                payload.write_value(out);
-                out.push(b'}');
+                out.extend_from_slice(b",\"payload\":");
+                payload.write_json(out);
             }
             out.extend_from_slice(b",\"version\":");
             write_json(out, &a.version);

@@ -1,7 +1,10 @@
 //! Force groups (docs/proctor.md §5): a privileged override of assignments, written as
 //! `buttoncolortst2,abc-1,abc1;doubleValue:0.2,default_to_fallback`.
 
+use std::sync::LazyLock;
+
 use indexmap::IndexMap;
+use regex::Regex;
 use serde_json::Value as Json;
 
 use crate::payload::{read_payload_value, Payload};
@@ -30,29 +33,38 @@ pub struct ForceGroups {
 }
 
 impl ForceGroups {
-    /// Parses the full format (docs/proctor.md §5.1): `<test><value>` tokens, optional
-    /// `;<payloadType>:<json>` payloads, and the `default_to_fallback` / `default_to_min_live`
-    /// options. Tokens that do not parse are skipped.
+    /// Parses the full format (docs/proctor.md §5.1) as Proctor's `ForceGroupsOptionsStrings`
+    /// does: tokens are found anywhere in the text by one pattern and count only when a `,` or
+    /// the end follows them; `<test><value>` groups with optional `;<payloadType>:<value>`
+    /// payloads, and the `default_to_fallback` / `default_to_min_live` options. Anything else is
+    /// skipped.
     pub fn parse(text: &str) -> ForceGroups {
         let mut out = ForceGroups::default();
-        let bytes = text.as_bytes();
-        let mut pos = 0;
-        while pos < bytes.len() {
-            let (token_end, token) = parse_token(text, pos);
-            match token {
-                Some(Token::Group { test, value, payload }) => {
-                    // A later duplicate overrides both the bucket and the payload.
-                    out.payloads.shift_remove(test);
-                    out.groups.shift_remove(test);
-                    out.groups.insert(test.to_string(), value);
-                    if let Some(payload) = payload {
-                        out.payloads.insert(test.to_string(), payload);
-                    }
-                }
-                Some(Token::Option(mode)) => out.default_mode = mode,
-                None => {}
+        let Some(pattern) = TOKEN.as_ref() else { return out };
+        for found in pattern.find_iter(text) {
+            let after = &text[found.end()..];
+            if !(after.is_empty() || after.starts_with(',')) {
+                continue;
             }
-            pos = token_end + 1;
+            let (head, payload_text) = match found.as_str().split_once(';') {
+                Some((head, payload)) => (head, Some(payload)),
+                None => (found.as_str(), None),
+            };
+            let head = crate::java::trim(head);
+            match head {
+                "" => continue,
+                "default_to_fallback" => out.default_mode = DefaultMode::Fallback,
+                "default_to_min_live" => out.default_mode = DefaultMode::MinLive,
+                _ => {}
+            }
+            let Some((test, value)) = group(head) else { continue };
+            // A later group of the same test replaces its bucket; a payload it forced earlier
+            // stays unless this token forces another (Proctor's ForceGroupsOptions.Builder).
+            out.groups.shift_remove(test);
+            out.groups.insert(test.to_string(), value);
+            if let Some(payload) = payload_text.and_then(parse_payload) {
+                out.payloads.insert(test.to_string(), payload);
+            }
         }
         out
     }
@@ -85,128 +97,83 @@ impl ForceGroups {
     }
 }
 
-enum Token<'a> {
-    Group { test: &'a str, value: i32, payload: Option<Payload> },
-    Option(DefaultMode),
-}
+/// Proctor's token pattern (`ForceGroupsOptionsStrings.PATTERN`), with Java's ASCII meaning of
+/// `\w`, `\d`, `\s` and `.` spelt out: a group `\w+-?\d+` with an optional payload
+/// (`;type:` then a number, a quoted string, an array of them, or a map of them and arrays), or
+/// an option `[a-z_]+`.
+static TOKEN: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    let string = r#""(?:\\[^\n\r\x{85}\x{2028}\x{2029}]|[^"\\]+)*""#;
+    let string_or_num = format!(r"-?[0-9]+\.?[0-9]*|{string}");
+    let space = r"[ \t\n\x0B\f\r]";
+    let array = format!(r"\[(?:{space}*(?:{string_or_num})(?:{space}*,{space}*(?:{string_or_num}))*)?\]");
+    let entry = format!(r"(?:{string}{space}*:{space}*)(?:{string_or_num}|{array})");
+    let map = format!(r"\{{(?:{space}*{entry}(?:{space}*,{space}*{entry})*)?\}}");
+    let pattern = format!(r"[A-Za-z0-9_]+-?[0-9]+(?:;[A-Za-z0-9_]+:(?:{string_or_num}|{array}|{map}))?|[a-z_]+");
+    Regex::new(&pattern).ok()
+});
 
-/// Parses one token starting at `start`; returns the index of the `,` that ends it (or the
-/// text's length) and the token if it is well formed.
-fn parse_token(text: &str, start: usize) -> (usize, Option<Token<'_>>) {
-    let rest = &text[start..];
-    let head_len = rest.find([',', ';']).unwrap_or(rest.len());
-    let head = rest[..head_len].trim();
-    let next_comma = |from: usize| text[from..].find(',').map_or(text.len(), |i| from + i);
-    if rest[head_len..].starts_with(';') {
-        // A payload: `;type:<json value>`, and the token must end right after the value.
-        let payload_start = start + head_len + 1;
-        let (end, payload) = parse_payload(text, payload_start);
-        let Some(end) = end else { return (next_comma(payload_start), None) };
-        let token = group(head).map(|(test, value)| Token::Group { test, value, payload });
-        return (end, token);
-    }
-    let end = start + head_len;
-    if let Some((test, value)) = group(head) {
-        return (end, Some(Token::Group { test, value, payload: None }));
-    }
-    let option = match head {
-        "default_to_fallback" => Some(Token::Option(DefaultMode::Fallback)),
-        "default_to_min_live" => Some(Token::Option(DefaultMode::MinLive)),
-        _ => None,
-    };
-    (end, option)
-}
-
-/// `<test><value>` where the value is the maximal run of trailing ASCII digits, optionally
-/// preceded by `-`, and the name is non-empty word characters (`\w+-?\d+`).
+/// `<test><value>` as `ForceGroupsOptionsStrings.getBucketValueStart` splits it: the value is
+/// the trailing digits, with a `-` before them when there is one, and the name must not be
+/// empty. Proctor's check is off by one and also refuses a name of one letter before a value of
+/// 0 or more (`X1`); we force it, on purpose (spec/README.md, docs/proctor.md §5.1).
 fn group(token: &str) -> Option<(&str, i32)> {
     let digits_start = token.trim_end_matches(|c: char| c.is_ascii_digit()).len();
     if digits_start == token.len() {
         return None;
     }
     let value_start = if token[..digits_start].ends_with('-') { digits_start - 1 } else { digits_start };
-    let name = &token[..value_start];
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    let name = crate::java::trim(&token[..value_start]);
+    if name.is_empty() {
         return None;
     }
     let value = crate::java::parse_int(&token[value_start..]).ok()?;
     Some((name, value))
 }
 
-/// Parses `type:<json>` at `start`; returns the index of the terminating `,` (or the end) when
-/// the value is followed by nothing else, and the payload when its type and value are valid.
-fn parse_payload(text: &str, start: usize) -> (Option<usize>, Option<Payload>) {
-    let rest = &text[start..];
-    let Some(colon) = rest.find(':') else { return (None, None) };
-    let type_name = rest[..colon].trim();
-    if type_name.is_empty() || !type_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return (None, None);
+/// `ForceGroupsOptionsStrings.parseForcePayloadString`: `type:value`, the value read as JSON
+/// into the type (with Jackson's coercions); `json` and unknown types force no payload.
+fn parse_payload(text: &str) -> Option<Payload> {
+    let (type_name, value) = text.split_once(':')?;
+    if !crate::payload::PROCTOR_PAYLOAD_TYPES.contains(&type_name) || type_name == "json" {
+        return None;
     }
-    let value_start = start + colon + 1;
-    let mut stream = serde_json::Deserializer::from_str(&text[value_start..]).into_iter::<Json>();
-    let Some(Ok(value)) = stream.next() else { return (None, None) };
-    let value_end = value_start + stream.byte_offset();
-    let after = text[value_end..].trim_start();
-    if !(after.is_empty() || after.starts_with(',')) {
-        return (None, None);
-    }
-    let end = value_end + (text[value_end..].len() - after.len());
-    // `json` payloads cannot be forced; values must be numbers, strings, arrays or maps.
-    let valid_kind = matches!(value, Json::Number(_) | Json::String(_) | Json::Array(_) | Json::Object(_));
-    let payload = if type_name == "json" || !valid_kind {
-        None
-    } else {
-        read_payload_value(type_name, &value).ok()
-    };
-    (Some(end), payload)
+    let value: Json = serde_json::from_str(value).ok()?;
+    read_payload_value(type_name, &value).ok()
 }
 
-/// The payload a forced bucket carries: the forced one when it has the bucket's payload type
-/// (for maps: the same keys, each value convertible to the original value's kind), else the
-/// bucket's own.
+/// The payload a forced bucket carries (`TestChooser.validateForcePayload`): the forced one when
+/// it has the bucket's payload type, merged into the bucket's map for a map
+/// ([`forced_map`]), else the bucket's own.
 pub fn forced_payload(original: Option<&Payload>, forced: Option<&Payload>) -> Option<Payload> {
     let (Some(original), Some(forced)) = (original, forced) else { return None };
     match (original, forced) {
-        (Payload::Map(orig), Payload::Map(new)) => {
-            if orig.len() != new.len() {
-                return None;
-            }
-            let mut out = IndexMap::with_capacity(orig.len());
-            for (key, orig_value) in orig {
-                out.insert(key.clone(), convert_like(orig_value, new.get(key)?)?);
-            }
-            Some(Payload::Map(out))
-        }
+        (Payload::Map(orig), Payload::Map(new)) => forced_map(orig, new).map(Payload::Map),
         _ if original.type_name() == forced.type_name() => Some(forced.clone()),
         _ => None,
     }
 }
 
-/// Converts a forced map value to the kind of the original value (numbers may come as text).
-fn convert_like(original: &Json, forced: &Json) -> Option<Json> {
-    match (original, forced) {
-        (Json::Number(_), Json::Number(_)) | (Json::String(_), Json::String(_)) | (Json::Bool(_), Json::Bool(_)) => {
-            Some(forced.clone())
-        }
-        (Json::Number(n), Json::String(s)) => {
-            if n.is_f64() {
-                crate::java::parse_double(s).ok().and_then(serde_json::Number::from_f64).map(Json::Number)
-            } else {
-                crate::java::parse_long(s).ok().map(Json::from)
-            }
-        }
-        (Json::Array(orig), Json::Array(new)) => {
-            let template = orig.first();
-            new.iter()
-                .map(|item| match template {
-                    Some(t) => convert_like(t, item),
-                    None => Some(item.clone()),
-                })
-                .collect::<Option<Vec<_>>>()
-                .map(Json::Array)
-        }
-        _ => None,
+/// `TestChooser.validateForcePayloadMap` over a map read from JSON: every forced key must be in
+/// the bucket's map; where the bucket holds a Double or a String the forced value replaces it
+/// whatever it is, where it holds a Long (an integer too large for an int) the forced value
+/// must be an int; any other value of the bucket (a small integer, which JSON reads as an
+/// Integer, a list, a boolean, null) keeps the bucket's own payload.
+fn forced_map(orig: &IndexMap<String, Json>, new: &IndexMap<String, Json>) -> Option<IndexMap<String, Json>> {
+    let is_int = |n: &serde_json::Number| n.as_i64().is_some_and(|v| i32::try_from(v).is_ok());
+    let mut out = orig.clone();
+    for (key, forced) in new {
+        let replacement = match orig.get(key)? {
+            Json::Number(n) if n.is_f64() => forced.clone(),
+            Json::String(_) => forced.clone(),
+            Json::Number(n) if !is_int(n) && (n.is_i64() || n.is_u64()) => match forced {
+                Json::Number(f) if is_int(f) => forced.clone(),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        out.insert(key.clone(), replacement);
     }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -220,29 +187,51 @@ mod tests {
     #[test]
     fn parses_groups_and_options() {
         assert_eq!(groups("buttoncolortst2"), [("buttoncolortst".to_string(), 2)]);
-        assert_eq!(groups("abc-1, foo21 ,,"), [("abc".to_string(), -1), ("foo".to_string(), 21)]);
+        assert_eq!(groups("abc-1, foo21,,"), [("abc".to_string(), -1), ("foo".to_string(), 21)]);
         assert_eq!(groups("abc1,abc2"), [("abc".to_string(), 2)]);
-        assert_eq!(groups("1,-1,abc,a-b1,ab c1,x99999999999"), []);
-        assert_eq!(ForceGroups::parse("t1,default_to_fallback").default_mode, DefaultMode::Fallback);
+        assert_eq!(groups("1,-1,abc,x99999999999"), []);
+        // The token is the word before the comma, as in Proctor (which would refuse `c1` only
+        // for its one-letter name).
+        assert_eq!(groups("ab c1"), [("c".to_string(), 1)]);
+        assert_eq!(ForceGroups::parse("tt1,default_to_fallback").default_mode, DefaultMode::Fallback);
         assert_eq!(ForceGroups::parse("default_to_min_live").default_mode, DefaultMode::MinLive);
         assert_eq!(ForceGroups::parse("default_to_other").default_mode, DefaultMode::Initial);
     }
 
     #[test]
+    fn tokens_follow_proctors_pattern() {
+        // A token counts only when a comma or the end follows it: a trailing space spoils it.
+        assert_eq!(groups("abc1 ,def2"), [("def".to_string(), 2)]);
+        // Tokens are found anywhere, so the tail of a hyphenated word can be a group.
+        assert_eq!(groups("ab-cd1"), [("cd".to_string(), 1)]);
+        // A one-letter name forces any value (Proctor forces only a negative one: spec/README.md),
+        // and a value needs a name.
+        assert_eq!(groups("X1,Y-1"), [("X".to_string(), 1), ("Y".to_string(), -1)]);
+        assert_eq!(groups("-1,11,x"), []);
+        // Options are lower case only.
+        assert_eq!(ForceGroups::parse("DEFAULT_TO_FALLBACK").default_mode, DefaultMode::Initial);
+        // A payload the pattern does not accept spoils its whole token.
+        assert_eq!(groups("abc1;booleanValue:true,def2"), [("def".to_string(), 2)]);
+    }
+
+    #[test]
     fn parses_payloads_with_commas_inside() {
-        let f = ForceGroups::parse(r#"abc1;stringValue:"a,b",d2;longArray:[2,4,6],m3;map:{"key":"1.0"},e1;doubleValue:0.2"#);
+        let f = ForceGroups::parse(r#"abc1;stringValue:"a,b",dd2;longArray:[2,4,6],mm3;map:{"key":"1.0"},ee1;doubleValue:0.2"#);
         assert_eq!(f.groups.len(), 4);
         assert_eq!(f.payloads["abc"], Payload::StringValue("a,b".into()));
-        assert_eq!(f.payloads["d"], Payload::LongArray(vec![Some(2), Some(4), Some(6)]));
-        assert_eq!(f.payloads["e"], Payload::DoubleValue(0.2));
-        assert!(matches!(f.payloads["m"], Payload::Map(_)));
+        assert_eq!(f.payloads["dd"], Payload::LongArray(vec![Some(2), Some(4), Some(6)]));
+        assert_eq!(f.payloads["ee"], Payload::DoubleValue(0.2));
+        assert!(matches!(f.payloads["mm"], Payload::Map(_)));
         // json payloads cannot be forced, but the bucket still is.
-        let f = ForceGroups::parse(r#"j1;json:{"a":1}"#);
-        assert_eq!(f.groups["j"], 1);
+        let f = ForceGroups::parse(r#"jj1;json:{"a":1}"#);
+        assert_eq!(f.groups["jj"], 1);
         assert!(f.payloads.is_empty());
         // A token with trailing garbage after its payload is skipped.
-        assert!(ForceGroups::parse(r#"abc1;longValue:5x,d2"#).groups.keys().eq(["d"]));
+        assert!(ForceGroups::parse(r#"abc1;longValue:5x,dd2"#).groups.keys().eq(["dd"]));
         assert!(ForceGroups::parse_pipet(r#"abc1;longValue:5,default_to_fallback"#).payloads.is_empty());
+        // A later group without a payload keeps the payload an earlier one forced.
+        let f = ForceGroups::parse(r#"abc1;stringValue:"x",abc2"#);
+        assert_eq!((f.groups["abc"], &f.payloads["abc"]), (2, &Payload::StringValue("x".into())));
     }
 
     #[test]
@@ -250,18 +239,36 @@ mod tests {
         let orig = Payload::StringValue("x".into());
         assert_eq!(forced_payload(Some(&orig), Some(&Payload::StringValue("y".into()))), Some(Payload::StringValue("y".into())));
         assert_eq!(forced_payload(Some(&orig), Some(&Payload::LongValue(1))), None);
+    }
+
+    #[test]
+    fn forced_maps_follow_validate_force_payload_map() {
         let map = |j: Json| match read_payload_value("map", &j) { Ok(p) => p, Err(e) => panic!("{e}") };
-        let orig = map(serde_json::json!({"key": 1.5, "s": "a"}));
-        let forced = forced_payload(Some(&orig), Some(&map(serde_json::json!({"key": "2.5", "s": "b"}))));
-        assert_eq!(forced, Some(map(serde_json::json!({"key": 2.5, "s": "b"}))));
-        assert_eq!(forced_payload(Some(&orig), Some(&map(serde_json::json!({"key": "x", "s": "b"})))), None);
-        assert_eq!(forced_payload(Some(&orig), Some(&map(serde_json::json!({"other": 1, "s": "b"})))), None);
+        let forced = |orig: Json, new: Json| forced_payload(Some(&map(orig)), Some(&map(new)));
+        // Double and String values take whatever is forced; the keys not forced stay.
+        let orig = serde_json::json!({"key": 1.5, "s": "a"});
+        assert_eq!(forced(orig.clone(), serde_json::json!({"key": "x"})), Some(map(serde_json::json!({"key": "x", "s": "a"}))));
+        assert_eq!(forced(orig.clone(), serde_json::json!({"key": 2.5, "s": 3})), Some(map(serde_json::json!({"key": 2.5, "s": 3}))));
+        // A forced key the bucket lacks keeps the bucket's payload.
+        assert_eq!(forced(orig, serde_json::json!({"other": 1})), None);
+        // JSON reads small integers as Integers and arrays as lists, which are never replaced.
+        assert_eq!(forced(serde_json::json!({"n": 4}), serde_json::json!({"n": 5})), None);
+        assert_eq!(forced(serde_json::json!({"l": [1, 2]}), serde_json::json!({"l": [3]})), None);
+        // A Long (too large for an int) takes a forced int only.
+        let big = serde_json::json!({"n": 1_000_000_000_000_i64});
+        assert_eq!(forced(big.clone(), serde_json::json!({"n": 7})), Some(map(serde_json::json!({"n": 7}))));
+        assert_eq!(forced(big, serde_json::json!({"n": 2.5})), None);
+    }
+
+    #[test]
+    fn the_token_pattern_compiles() {
+        assert!(TOKEN.is_some());
     }
 
     #[test]
     fn canonical_string_round_trips() {
-        let f = ForceGroups::parse(r#"a1,b-2;stringValue:"x",default_to_min_live"#);
-        assert_eq!(f.to_canonical_string(), r#"default_to_min_live,a1,b-2;stringValue:"x""#);
+        let f = ForceGroups::parse(r#"aa1,bb-2;stringValue:"x",default_to_min_live"#);
+        assert_eq!(f.to_canonical_string(), r#"default_to_min_live,aa1,bb-2;stringValue:"x""#);
         assert_eq!(ForceGroups::parse(&f.to_canonical_string()), f);
     }
 }

@@ -10,6 +10,27 @@
 #[error("NumberFormatException")]
 pub struct NumberFormatError;
 
+/// `String.trim()`: removes the characters up to U+0020 (spaces and control characters) from
+/// both ends.
+pub fn trim(s: &str) -> &str {
+    s.trim_matches(|c: char| c <= '\u{20}')
+}
+
+/// `Character.isWhitespace`: Unicode space separators other than the no-break spaces, and the
+/// controls tab, line feed, vertical tab, form feed, carriage return and U+001C to U+001F.
+pub fn is_whitespace(c: char) -> bool {
+    match c {
+        '\u{9}'..='\u{d}' | '\u{1c}'..='\u{1f}' => true,
+        '\u{a0}' | '\u{2007}' | '\u{202f}' => false,
+        other => other.is_whitespace() && !matches!(other, '\u{85}'),
+    }
+}
+
+/// `StringUtils.isBlank`: empty or only [`is_whitespace`] characters.
+pub fn is_blank(s: &str) -> bool {
+    s.chars().all(is_whitespace)
+}
+
 /// `Long.valueOf(s)`: an optional sign and decimal ASCII digits, no white space.
 pub fn parse_long(s: &str) -> Result<i64, NumberFormatError> {
     let digits = s.strip_prefix(['+', '-']).unwrap_or(s);

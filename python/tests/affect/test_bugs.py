@@ -7,9 +7,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from affect_helpers import flags_of
-from avsb.contrib.affect.evaluate import resolve_conflicts
+from avsb.contrib.affect.middleware import resolve_conflicts
 from avsb.contrib.affect.models import Flag
-from avsb.contrib.affect.registry import FlagRule
 
 pytestmark = pytest.mark.django_db
 
@@ -84,9 +83,10 @@ def test_higher_priority_wins_a_conflict(make, client, committed):
 
 
 def test_resolve_conflicts_is_order_independent():
-    flags = {n: FlagRule(n, 3, frozenset({"x", "y", "z"} - {n})) for n in "xyz"}
-    for names in ({"x", "y", "z"}, {"z", "y", "x"}, {"y", "z"}):
-        assert resolve_conflicts(set(names), flags) == [sorted(names)[0]]
+    for names in (["x", "y", "z"], ["z", "y", "x"], ["y", "z"]):
+        present = {n: Flag(name=n, priority=3) for n in names}
+        conflicts = {n: set(names) - {n} for n in names}
+        assert resolve_conflicts(present, conflicts) == [sorted(names)[0]]
 
 
 def test_percent_without_persistent_is_still_sticky(make):

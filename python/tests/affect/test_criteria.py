@@ -14,7 +14,7 @@ from django.test import Client, override_settings
 import avsb
 from affect_helpers import flags_of
 from avsb.contrib.affect.models import DEVICE_DESKTOP, DEVICE_MOBILE, DEVICE_SIMPLE
-from avsb.contrib.affect.registry import _percent_matrix, registry
+from avsb.contrib.affect import utils
 
 pytestmark = pytest.mark.django_db
 
@@ -290,15 +290,8 @@ def test_device_type_unknown_is_ignored(make, client):
 
 
 def _engine_bucket(name: str, percent: float, key: str) -> bool:
-    """What the engine alone says (Engine.identify on the same 2-bucket test): no Python hash."""
-    from avsb.contrib.affect.registry import CriteriaRule
-
-    rule = CriteriaRule(
-        name=name, flags=(), persistent=False, max_cookie_age=None, everyone=None, testing=False, percent=percent,
-        superusers=False, staff=False, authenticated=False, device_type=0, entry_urls=(), referrers=(),
-        query_args=None, group_ids=frozenset(), user_ids=frozenset(),
-    )  # fmt: skip
-    engine = avsb.Engine.from_matrix(json.dumps(_percent_matrix((rule,))))
+    """What the engine alone says (Engine.identify on the criteria's 2-bucket test): no Python hash."""
+    engine = avsb.Engine.from_matrix(json.dumps(utils.percent_matrix(name, f"{percent:.1f}")))
     groups = engine.identify({"USER": key}, {})["data"]["groups"]
     return groups[f"affect_percent_{name}"]["value"] == 1
 
@@ -362,7 +355,7 @@ def test_percent_deterministic_after_cache_clear(make):
         c.cookies["affect_uid"] = f"samevisitor{i:04d}"
         answers.append(flags_of(c))
     cache.clear()
-    registry._snapshot = None
+    utils._percent_evaluator.cache_clear()
     for i in range(20):
         c = Client()
         c.cookies["affect_uid"] = f"samevisitor{i:04d}"

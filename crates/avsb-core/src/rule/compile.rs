@@ -29,11 +29,15 @@ fn value_type(v: &Value) -> StaticType {
     }
 }
 
+/// A context variable's static type as Proctor's load-time check sees it: a String variable is
+/// an instance (`""`), so a rule whose value is one is refused at load; a variable of any other
+/// type is "uninstantiated" (null) there, so its type is only known, and checked, when a request
+/// gives it a value (docs/proctor.md §3.6).
 fn context_type(ty: Option<ContextType>) -> StaticType {
     match ty {
-        None => StaticType::Dynamic,
         Some(ContextType::Boolean) => StaticType::Boolean,
-        Some(other) => StaticType::Other(other.canonical_name()),
+        Some(ContextType::String) => StaticType::Other(ContextType::String.canonical_name()),
+        _ => StaticType::Dynamic,
     }
 }
 
@@ -81,6 +85,9 @@ fn fold(node: Node) -> Node {
     }
     let env = EvalEnv { context: &[], missing_experimental_unit: false, now_millis: None };
     let folded = match eval(&node, &env) {
+        // A property read that gives null stays a read: what follows it must still tell a null
+        // step (null) from a null start (an error, see `eval::null_base`).
+        Ok(v) if matches!(*v, Value::Null) && matches!(node, Node::Index(..) | Node::Method(..)) => None,
         Ok(v) => Some(v.into_owned()),
         Err(_) => None,
     };
@@ -113,6 +120,25 @@ impl Compiler<'_, '_> {
             format!("unknown variable '{name}': not a constant of this test nor a context variable of the schema"),
             span,
         ))
+    }
+
+    /// Compiles a rule's whole expression: as [`Compiler::expr`], except that a last step
+    /// `a.b`, `a[b]` or `a.m()` is kept as a step even over constants, because Proctor checks
+    /// the type of what it reads before evaluating (`eval::top_level_index`).
+    pub(crate) fn root(&mut self, e: &Expr) -> Result<(Node, StaticType), RuleDiagnostic> {
+        match &e.kind {
+            ExprKind::Index(base, key) => {
+                let (base, _) = self.expr(base)?;
+                let (key, _) = self.expr(key)?;
+                Ok((Node::Index(Box::new(base), Box::new(key)), StaticType::Dynamic))
+            }
+            ExprKind::Method(base, name, args) => {
+                let (base, _) = self.expr(base)?;
+                let args = args.iter().map(|a| self.expr(a).map(|(n, _)| n)).collect::<Result<Vec<_>, _>>()?;
+                Ok((Node::Method(Box::new(base), name.as_str().into(), args), StaticType::Dynamic))
+            }
+            _ => self.expr(e),
+        }
     }
 
     /// Compiles an expression and infers its static type.

@@ -469,6 +469,77 @@ fn property_not_found(base: &Value, name: &str) -> RuleError {
     err("property_not_found", format!("property '{name}' not found on type {}", class_name(base)))
 }
 
+/// The last step of a rule that ends in `a.b` or `a[b]`, as `RuleEvaluator.checkRuleIsBooleanType`
+/// sees it before evaluating: the base must not be null (EL's "Target Unreachable"); a map's
+/// value must exist and be a Boolean ("Received nested value which does not exist in context
+/// map"); a list's or an array's element is typed `Object` or `String`, never boolean. `None`
+/// for any other base, which the caller evaluates the usual way.
+pub(crate) fn top_level_index(base: &Node, key: &Node, env: &EvalEnv<'_>) -> Res<Option<bool>> {
+    let base = eval(base, env)?;
+    let key = eval(key, env)?;
+    match &*base {
+        Value::Null => Err(err("property_not_found", format!("Target Unreachable: the value before '{}' is null", to_string(&key)))),
+        Value::Map(map) => {
+            let found = match &*key {
+                Value::String(k) => map.get(&**k),
+                _ => None,
+            };
+            match found {
+                Some(Value::Bool(b)) => Ok(Some(*b)),
+                None | Some(Value::Null) => Err(err(
+                    "missing_map_key",
+                    format!("Received nested value which does not exist in context map: value {}", java_to_string(&key)),
+                )),
+                Some(other) => Err(err(
+                    "not_boolean",
+                    format!("Received non-boolean return value: class {} (a map's value)", class_name(other)),
+                )),
+            }
+        }
+        Value::List(items) | Value::Array(items) => {
+            let i = list_index(&key)?;
+            if usize::try_from(i).ok().and_then(|i| items.get(i)).is_none() {
+                return Err(err("index_out_of_bounds", format!("index {i} is out of bounds for length {}", items.len())));
+            }
+            let class = if matches!(&*base, Value::List(_)) { "java.lang.Object" } else { "java.lang.String" };
+            Err(err("not_boolean", format!("Received non-boolean return value: class {class} (an element's declared type)")))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A rule whose last step is a method call never evaluates in Proctor: the type check looks the
+/// method's name up as a property of its receiver (Tomcat 7's `AstValue.getType` ignores the
+/// arguments). A bean (a String, a UserAgent, ...) has no such property, an EL exception that an
+/// uninstantiated variable excuses at load; a list or an array cannot take a name as an index
+/// and a map has no value reference, which nothing excuses.
+pub(crate) fn top_level_method(base: &Node, name: &str, env: &EvalEnv<'_>) -> RuleError {
+    let base = match eval(base, env) {
+        Ok(base) => base,
+        Err(e) => return e,
+    };
+    match &*base {
+        Value::Null => err("property_not_found", format!("Target Unreachable: the value before '{name}()' is null")),
+        Value::List(_) | Value::Array(_) | Value::Map(_) => err(
+            "top_level_method",
+            format!("a rule cannot end in a method call on a {}: its type cannot be checked ('{name}')", class_name(&base)),
+        ),
+        other => err(
+            "property_not_found",
+            format!("a rule cannot end in a method call: property '{name}' not found on type {}", class_name(other)),
+        ),
+    }
+}
+
+/// `a.b` or `a.m()` with a null `a`: null when `a` is itself a step (`x.y.z` with `x.y` null), an
+/// error when `a` is where the chain starts (Tomcat 7's `AstValue.getValue` on a null base).
+fn null_base(base: &Node, what: &str) -> Res<Cow<'static, Value>> {
+    match base {
+        Node::Index(..) | Node::Method(..) => Ok(Cow::Owned(Value::Null)),
+        _ => Err(err("property_not_found", format!("ELResolver did not handle type: null with property of '{what}'"))),
+    }
+}
+
 /// Evaluates a node.
 pub(crate) fn eval<'a>(node: &'a Node, env: &EvalEnv<'a>) -> Res<Cow<'a, Value>> {
     match node {
@@ -497,10 +568,10 @@ pub(crate) fn eval<'a>(node: &'a Node, env: &EvalEnv<'a>) -> Res<Cow<'a, Value>>
                 eval(no, env)
             }
         }
-        Node::Index(base, key) => {
-            let base = eval(base, env)?;
+        Node::Index(base_node, key) => {
+            let base = eval(base_node, env)?;
             if matches!(*base, Value::Null) {
-                return Ok(Cow::Owned(Value::Null));
+                return null_base(base_node, "a property");
             }
             let key = eval(key, env)?;
             if matches!(*key, Value::Null) {
@@ -508,10 +579,10 @@ pub(crate) fn eval<'a>(node: &'a Node, env: &EvalEnv<'a>) -> Res<Cow<'a, Value>>
             }
             lift(base, |b| property(b, &key))
         }
-        Node::Method(base, name, args) => {
-            let base = eval(base, env)?;
+        Node::Method(base_node, name, args) => {
+            let base = eval(base_node, env)?;
             if matches!(*base, Value::Null) {
-                return Ok(Cow::Owned(Value::Null));
+                return null_base(base_node, name);
             }
             let mut values = Vec::with_capacity(args.len());
             for arg in args {

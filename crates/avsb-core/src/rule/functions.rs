@@ -92,9 +92,8 @@ impl Func {
             Now => 0,
             Version | MaybeNot | ToMaybeBool | ToUpperCase | ToLowerCase | Trim | Length => 1,
             Contains | Matches | IndexOf | FnContains | ContainsIgnoreCase | StartsWith | EndsWith
-            | SubstringAfter | SubstringBefore | Split | Join => 2,
+            | SubstringAfter | SubstringBefore | Split | Join | MaybeAnd | MaybeOr => 2,
             InRange | VersionInRange | Substring | Replace => 3,
-            MaybeAnd | MaybeOr => return None,
         })
     }
 

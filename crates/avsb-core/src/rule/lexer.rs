@@ -241,7 +241,8 @@ fn lex_number(text: &str, start: usize) -> Result<(Tok, usize), RuleDiagnostic> 
     }
 }
 
-/// `'...'` or `"..."`; `\\`, `\'` and `\"` are escapes, any other backslash is kept.
+/// `'...'` or `"..."`; `\\`, `\'` and `\"` are escapes in either, and EL 2.2's grammar has no
+/// other: a backslash before anything else is a syntax error (Tomcat 7's `STRING_LITERAL`).
 fn lex_string(text: &str, start: usize, quote: char) -> Result<(Tok, usize), RuleDiagnostic> {
     let mut out = String::new();
     let mut chars = text[start + 1..].char_indices();
@@ -256,7 +257,13 @@ fn lex_string(text: &str, start: usize, quote: char) -> Result<(Tok, usize), Rul
                     out.push(e);
                     chars.next();
                 }
-                _ => out.push('\\'),
+                _ => {
+                    let at = start + 1 + offset;
+                    return Err(syntax(
+                        "a backslash in a string may only escape \\, ' or \" (EL 2.2 has no other escape)".to_string(),
+                        (at, at + 1),
+                    ));
+                }
             }
         } else {
             out.push(c);

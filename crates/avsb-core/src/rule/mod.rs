@@ -78,6 +78,23 @@ impl Rule {
         if let Some(answer) = self.shortcut(env) {
             return Ok(answer);
         }
+        self.evaluate_root(env)
+    }
+
+    /// Proctor checks the type of the rule's value before evaluating it (`RuleEvaluator.
+    /// checkRuleIsBooleanType`); only a rule whose last step reads a map, a list or an array,
+    /// or calls a method, can fail that check differently from the value check below, so such
+    /// a rule goes through [`eval::top_level_index`] or [`eval::top_level_method`].
+    fn evaluate_root(&self, env: &EvalEnv<'_>) -> Result<bool, RuleError> {
+        match &*self.root {
+            Node::Index(base, key) => {
+                if let Some(answer) = eval::top_level_index(base, key, env)? {
+                    return Ok(answer);
+                }
+            }
+            Node::Method(base, name, _) => return Err(eval::top_level_method(base, name, env)),
+            _ => {}
+        }
         let value = eval::eval(&self.root, env)?;
         match &*value {
             Value::Bool(b) => Ok(*b),
@@ -99,12 +116,7 @@ impl Rule {
     /// [`Rule::evaluate`] without [`Rule::shortcut`], to hold the two to the same answers.
     #[cfg(test)]
     pub(crate) fn evaluate_generally(&self, env: &EvalEnv<'_>) -> Result<bool, RuleError> {
-        let value = eval::eval(&self.root, env)?;
-        match &*value {
-            Value::Bool(b) => Ok(*b),
-            Value::Null => Ok(false),
-            other => Err(eval::err("not_boolean", format!("the rule evaluated to a {}", eval::class_name(other)))),
-        }
+        self.evaluate_root(env)
     }
 
     fn shortcut(&self, env: &EvalEnv<'_>) -> Option<bool> {
@@ -141,12 +153,20 @@ impl Rule {
     }
 }
 
-/// Compiles a rule (`None` or blank: always true).
+/// Compiles a rule (`None` or blank: always true) as Proctor loads and evaluates it.
 ///
-/// A rule that does not start with `${` and end with `}` is constant false, with a
-/// `malformed_rule` warning, as in Proctor.
+/// * A rule that is empty once white space and one `${...}` are removed (`${}`, ` ${ } `) is not
+///   checked at load (`ProctorUtils.isEmptyElExpression`); it is true when it starts with `${`
+///   and ends with `}`, and otherwise false with a `malformed_rule` warning, as
+///   `RuleEvaluator` answers.
+/// * Any other text is checked as EL: text outside one `${...}` (`true`, ` ${a} `) makes the
+///   value a String, which the load-time check refuses (`not_boolean`).
+/// * `${true}` and `${false}` in any case are answered without evaluation, after the same
+///   checks as any rule (so `${TRUE}` names a variable that must exist).
+/// * A lone deferred expression `#{...}` passes the load-time check like `${...}` but is never
+///   true: Proctor evaluates only rules that start with `${` (a `malformed_rule` warning).
 pub fn compile(text: Option<&str>, env: &mut CompileEnv<'_>) -> Result<Compiled, RuleDiagnostic> {
-    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+    let Some(text) = text.filter(|t| !crate::java::is_blank(t)) else {
         return Ok(Compiled { rule: Rule::always(), warnings: Vec::new() });
     };
     if text.len() > MAX_RULE_LENGTH {
@@ -156,31 +176,30 @@ pub fn compile(text: Option<&str>, env: &mut CompileEnv<'_>) -> Result<Compiled,
             span: None,
         });
     }
-    if !(text.starts_with("${") && text.ends_with('}')) || text.len() < 3 {
-        let warning = RuleDiagnostic {
-            code: "malformed_rule",
-            message: "the rule does not start with '${' and end with '}', so it is always false".to_string(),
-            span: Some((0, text.len())),
-        };
-        return Ok(Compiled { rule: Rule::constant(false, text), warnings: vec![warning] });
-    }
-    let body = text[2..text.len() - 1].trim();
-    if body.is_empty() || body.eq_ignore_ascii_case("true") {
-        return Ok(Compiled { rule: Rule::constant(true, text), warnings: Vec::new() });
-    }
-    if body.eq_ignore_ascii_case("false") {
-        return Ok(Compiled { rule: Rule::constant(false, text), warnings: Vec::new() });
+    let braced = text.starts_with("${") && text.ends_with('}') && text.len() >= 3;
+    if is_empty_rule(Some(text)) {
+        if braced {
+            return Ok(Compiled { rule: Rule::constant(true, text), warnings: Vec::new() });
+        }
+        return Ok(Compiled { rule: Rule::constant(false, text), warnings: vec![malformed(text)] });
     }
     let parts = parse_composite(text)?;
     let mut compiler = Compiler { env, slots: Vec::new(), uses_missing_unit: false };
     let mut compiled = Vec::new();
     for part in &parts {
         if let Part::Expr(expr) = part {
-            compiled.push((compiler.expr(expr)?, expr.span));
+            compiled.push((compiler.root(expr)?, expr.span));
         }
     }
     let ((root, ty), span) = match (parts.len(), compiled.pop()) {
         (1, Some(only)) => only,
+        (_, None) => {
+            return Err(RuleDiagnostic {
+                code: "not_boolean",
+                message: "the rule is text, not a ${...} expression, so its value is a String, not a boolean".to_string(),
+                span: Some((0, text.len())),
+            })
+        }
         _ => {
             return Err(RuleDiagnostic {
                 code: "not_boolean",
@@ -198,7 +217,36 @@ pub fn compile(text: Option<&str>, env: &mut CompileEnv<'_>) -> Result<Compiled,
     }
     let rule = Rule { root: Arc::new(root), source: Some(text.into()), uses_missing_unit: compiler.uses_missing_unit };
     verify(&rule, &compiler.slots, span)?;
+    if !braced {
+        return Ok(Compiled { rule: Rule::constant(false, text), warnings: vec![malformed(text)] });
+    }
+    // RuleEvaluator's fast path (docs/proctor.md §3), taken only for the exact words.
+    let body = text[2..text.len() - 1].trim();
+    if body.eq_ignore_ascii_case("true") || body.eq_ignore_ascii_case("false") {
+        return Ok(Compiled { rule: Rule::constant(body.eq_ignore_ascii_case("true"), text), warnings: Vec::new() });
+    }
     Ok(Compiled { rule, warnings: Vec::new() })
+}
+
+fn malformed(text: &str) -> RuleDiagnostic {
+    RuleDiagnostic {
+        code: "malformed_rule",
+        message: "the rule does not start with '${' and end with '}', so it is always false".to_string(),
+        span: Some((0, text.len())),
+    }
+}
+
+/// `ProctorUtils.isEmptyElExpression`: null, blank, or blank once one enclosing `${` ... `}`
+/// is removed, white space trimmed around and inside it (`${}`, ` ${ } `). Only the last
+/// allocation may have an empty rule (docs/proctor.md §1.10.6).
+pub fn is_empty_rule(text: Option<&str>) -> bool {
+    let Some(text) = text else { return true };
+    let trimmed = text.trim_matches(crate::java::is_whitespace);
+    let inner = match trimmed.strip_prefix("${").and_then(|t| t.strip_suffix('}')) {
+        Some(inner) => inner,
+        None => trimmed,
+    };
+    crate::java::is_blank(inner)
 }
 
 /// Proctor's `RuleVerifyUtils`: evaluates the rule once with String variables set to `""` and
@@ -218,6 +266,9 @@ fn verify(rule: &Rule, slots: &[compile::SlotUse], span: (usize, usize)) -> Resu
     }
     let env = EvalEnv { context: &context, missing_experimental_unit: false, now_millis: Some(0) };
     match rule.evaluate(&env) {
+        // The type check comes before evaluation in Proctor and is never excused by an
+        // uninstantiated variable (an IllegalArgumentException, not an ELException).
+        Err(e) if TYPE_CHECK_CODES.contains(&e.code) => Err(RuleDiagnostic { code: e.code, message: e.message, span: Some(span) }),
         Err(e) if !uninstantiated => Err(RuleDiagnostic {
             code: "rule_error",
             message: format!("the rule fails when evaluated with empty values ({}): {}", e.code, e.message),
@@ -226,6 +277,10 @@ fn verify(rule: &Rule, slots: &[compile::SlotUse], span: (usize, usize)) -> Resu
         _ => Ok(()),
     }
 }
+
+/// The evaluation errors of `RuleEvaluator.checkRuleIsBooleanType` that are not EL exceptions,
+/// so that no uninstantiated variable excuses them at load.
+const TYPE_CHECK_CODES: [&str; 3] = ["not_boolean", "missing_map_key", "top_level_method"];
 
 #[cfg(test)]
 mod tests;

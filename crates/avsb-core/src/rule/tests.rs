@@ -73,11 +73,83 @@ fn bounds_name_the_limit() {
 
 #[test]
 fn fast_paths_are_exact() {
-    assert!(compile_text("${ TRUE }").unwrap().rule.is_always_true());
+    // `${ true }` in any case is answered without evaluation, but only after the usual checks:
+    // EL keywords are lower case, so `TRUE` is a variable, which must exist.
+    assert!(compile_text("${ true }").unwrap().rule.is_always_true());
+    let d = compile_text("${ TRUE }").unwrap_err();
+    assert_eq!((d.code, d.span), ("unknown_variable", Some((3, 7))));
+    let constants = IndexMap::from([("TRUE".to_string(), Value::Bool(false))]);
+    let mut vars = vars();
+    let c = compile(Some("${TRUE}"), &mut CompileEnv { constants: &constants, variables: &mut vars }).unwrap();
+    assert!(c.rule.is_always_true(), "the fast path wins over the constant's value, as in RuleEvaluator");
     assert!(!compile_text("${trueCount}").is_ok_and(|c| c.rule.is_always_true()));
-    let c = compile_text(" ${true} ").unwrap();
-    assert!(!c.rule.is_always_true());
+}
+
+#[test]
+fn text_outside_one_expression_is_a_string() {
+    // Proctor's load-time check types these as String and refuses them (docs/proctor.md §3.6).
+    for text in ["true", "ruleA", " ${true} ", "${premium} ", "${premium}}", "${'tr'}${'ue'}"] {
+        let d = compile_text(text).unwrap_err();
+        assert_eq!(d.code, "not_boolean", "{text}");
+        assert_eq!(d.span, Some((0, text.len())), "{text}");
+    }
+    // A syntax error is reported as such, before the type.
+    assert_eq!(compile_text("abc ${").unwrap_err().code, "syntax_error");
+}
+
+#[test]
+fn empty_rules_follow_proctor() {
+    // Blank (Java's white space, so a no-break space is not blank) is always true.
+    for text in ["", " ", "\t\n", "\u{1c}"] {
+        assert!(compile_text(text).unwrap().rule.is_always_true(), "{text:?}");
+    }
+    assert_eq!(compile_text("\u{a0}").unwrap_err().code, "not_boolean");
+    // Empty inside `${...}`: true when the braces are the whole text, else malformed and false.
+    assert!(compile_text("${}").unwrap().rule.is_always_true());
+    assert!(compile_text("${   }").unwrap().rule.is_always_true());
+    for text in [" ${} ", " ${ } ", "${} "] {
+        let c = compile_text(text).unwrap();
+        assert!(!c.rule.is_always_true(), "{text:?}");
+        assert_eq!(c.warnings[0].code, "malformed_rule");
+    }
+    for (text, empty) in [(None, true), (Some(" ${ } "), true), (Some("\t"), true), (Some("${a}"), false), (Some(" a "), false)] {
+        assert_eq!(is_empty_rule(text), empty, "{text:?}");
+    }
+}
+
+#[test]
+fn a_deferred_expression_loads_but_is_never_true() {
+    let c = compile_text("#{premium}").unwrap();
+    assert!(matches!(*c.rule.root, Node::Const(Value::Bool(false))));
     assert_eq!(c.warnings[0].code, "malformed_rule");
+    assert_eq!(compile_text("#{country}").unwrap_err().code, "not_boolean");
+}
+
+#[test]
+fn a_rule_ending_in_a_map_read_checks_the_value_type() {
+    let constants = IndexMap::from([(
+        "traits".to_string(),
+        Value::from_json(&serde_json::json!({"on": true, "text": "123", "none": null, "list": [true]})),
+    )]);
+    let compile_with = |text: &str| {
+        let mut vars = vars();
+        compile(Some(text), &mut CompileEnv { constants: &constants, variables: &mut vars })
+    };
+    let env = EvalEnv { context: &context(), missing_experimental_unit: false, now_millis: None };
+    assert_eq!(compile_with("${traits.on}").unwrap().rule.evaluate(&env), Ok(true));
+    for (text, code) in [
+        ("${traits.fakeValue}", "missing_map_key"),
+        ("${traits.none}", "missing_map_key"),
+        ("${traits.text}", "not_boolean"),
+        ("${traits.list[0]}", "not_boolean"),
+        ("${traits[country]}", "missing_map_key"),
+    ] {
+        let d = compile_with(text).unwrap_err();
+        assert_eq!(d.code, code, "{text}: {}", d.message);
+    }
+    // Inside a larger expression the map read is an ordinary value: a missing key is null.
+    let c = compile_with("${!traits.fakeValue}").unwrap();
+    assert_eq!(c.rule.evaluate(&env), Ok(true));
 }
 
 #[test]

@@ -6,9 +6,10 @@
 | ``AFFECTED_TESTING_COOKIE`` | ``'dact_%s'`` | the testing query argument, and the cookie remembering it |
 | ``AFFECTED_NONENTRY_DOMAINS`` | ``[]`` | referrer host names that do not make a request an "entry" |
 | ``AFFECTED_SECURE_COOKIE`` | ``False`` | set the cookies' ``Secure`` attribute |
+| ``AFFECTED_CACHE_NAME`` | ``'default'`` | (ours) the Django cache holding criteria and flags under django-affect's keys; use a shared one (Redis, Memcached, database) so a change reaches every process |
+| ``AFFECTED_HTTPONLY_COOKIE`` | ``False`` | (ours) set the ``dac_``/``dact_`` cookies' ``HttpOnly`` attribute; by default page JavaScript may read them, as with django-affect |
 | ``AFFECTED_ID_COOKIE`` | ``'affect_uid'`` | (ours) the anonymous id percent criteria hash, for visitors who are not logged in |
 | ``AFFECTED_ID_COOKIE_AGE`` | one year | (ours) its lifetime in seconds |
-| ``AFFECTED_CACHE_NAME`` | ``'default'`` | (ours) the Django cache holding criteria and flags; use a shared one (Redis, Memcached, database) so a change reaches every process |
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ DEFAULTS: dict[str, Any] = {
     "AFFECTED_TESTING_COOKIE": "dact_%s",
     "AFFECTED_NONENTRY_DOMAINS": [],
     "AFFECTED_SECURE_COOKIE": False,
+    "AFFECTED_CACHE_NAME": "default",
+    "AFFECTED_HTTPONLY_COOKIE": False,
     "AFFECTED_ID_COOKIE": "affect_uid",
     "AFFECTED_ID_COOKIE_AGE": 365 * 24 * 60 * 60,
-    "AFFECTED_CACHE_NAME": "default",
 }
 
 

@@ -9,9 +9,10 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.utils import timezone
+# django-affect's name for the clock its models read (its tests stub ``models.datetime.now``).
+from django.utils import timezone as datetime
 
-__all__ = ["Criteria", "Flag", "DEVICE_UNKNOWN", "DEVICE_DESKTOP", "DEVICE_MOBILE", "DEVICE_SIMPLE"]
+__all__ = ["Criteria", "Flag", "DEVICE_UNKNOWN", "DEVICE_DESKTOP", "DEVICE_MOBILE", "DEVICE_SIMPLE", "datetime"]
 
 DEVICE_UNKNOWN = 0
 DEVICE_DESKTOP = 1
@@ -40,8 +41,8 @@ class Flag(models.Model):
     )
     priority = models.IntegerField(default=0, help_text="0 low … 100 high; decides conflicts.")
     note = models.TextField(blank=True, default="", help_text="What the flag is for.")
-    created = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
-    modified = models.DateTimeField(default=timezone.now, editable=False)
+    created = models.DateTimeField(default=datetime.now, db_index=True, editable=False)
+    modified = models.DateTimeField(default=datetime.now, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -50,7 +51,7 @@ class Flag(models.Model):
         return self.name
 
     def save(self, *args, **kwargs) -> None:
-        self.modified = timezone.now()
+        self.modified = datetime.now()
         super().save(*args, **kwargs)
 
 
@@ -58,7 +59,8 @@ class Criteria(models.Model):
     """When a request is affected: the first matching check decides (docs/django-affect.md §1.3)."""
 
     name = models.SlugField(max_length=50, unique=True, help_text="Used in cookie names (dac_<name>, dact_<name>).")
-    flags = models.ManyToManyField(Flag, blank=True, related_name="criteria", help_text="Flags applied when the criteria matches.")
+    # No related_name: a flag's criteria are ``flag.criteria_set``, as in django-affect.
+    flags = models.ManyToManyField(Flag, blank=True, help_text="Flags applied when the criteria matches.")
     persistent = models.BooleanField(default=False, help_text="Remember the decision in the dac_<name> cookie.")
     max_cookie_age = models.PositiveIntegerField(
         default=THIRTY_DAYS,
@@ -85,6 +87,12 @@ class Criteria(models.Model):
     superusers = models.BooleanField(default=True, help_text="Superusers always match.")
     staff = models.BooleanField(default=False, help_text="Staff always match.")
     authenticated = models.BooleanField(default=False, help_text="Logged-in users always match.")
+    # django-affect's names for the device types (docs/django-affect.md §1.1).
+    UNKNOWN_DEVICE = DEVICE_UNKNOWN
+    DESKTOP_DEVICE = DEVICE_DESKTOP
+    MOBILE_DEVICE = DEVICE_MOBILE
+    SIMPLE_DEVICE = DEVICE_SIMPLE
+    DEVICE_CHOICES = DEVICE_CHOICES
     device_type = models.IntegerField(choices=DEVICE_CHOICES, default=DEVICE_UNKNOWN)
     entry_url = models.TextField(blank=True, default="", help_text="Comma-separated paths a visit must land on (use with persistent).")
     referrer = models.TextField(blank=True, default="", help_text="Comma-separated referrer host names.")
@@ -97,8 +105,8 @@ class Criteria(models.Model):
     groups = models.ManyToManyField(Group, blank=True)
     users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True)
     note = models.TextField(blank=True, default="", help_text="Notes.")
-    created = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
-    modified = models.DateTimeField(default=timezone.now, editable=False)
+    created = models.DateTimeField(default=datetime.now, db_index=True, editable=False)
+    modified = models.DateTimeField(default=datetime.now, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -129,5 +137,5 @@ class Criteria(models.Model):
                 raise ValidationError({"query_args": f"{key!r}: the value must be a string, \"*\" or a list of strings."})
 
     def save(self, *args, **kwargs) -> None:
-        self.modified = timezone.now()
+        self.modified = datetime.now()
         super().save(*args, **kwargs)

@@ -6,7 +6,11 @@ each identifier, ``test=<comma list>`` always (an empty list asks for no tests, 
 (``True`` → ``"True"``; ``None`` is not sent; a list sends the parameter once per item). Each
 connect and read may take 0.25 s; a call that raises is tried 4 times in all; an HTTP error
 status is not retried. Every failure is logged and gives ``None``: the caller leaves the tests
-unassigned.
+unassigned. A root without ``http://`` or ``https://`` fails at once, without a name lookup.
+
+The call goes through the site's ``http`` session when it has one, else through the module's
+``requests`` (a urllib3 client with ``requests``' ``get``), which tests may patch as they patch
+django-proctor's.
 
 Only used when no A vs B server SDK evaluates locally (see ``local``).
 """
@@ -18,14 +22,14 @@ import logging
 import os
 import re
 import threading
-from typing import Any, Iterable, Mapping, NamedTuple
-from urllib.parse import urlencode
+from typing import Any, Iterable, Mapping
+from urllib.parse import urlencode, urlsplit
 
 import urllib3
 
 from avsb.contrib.proctor import constants
 
-__all__ = ["ProctorParameters", "call_proctor", "call_proctor_identify", "call_proctor_matrix"]
+__all__ = ["ProctorParameters", "call_proctor", "call_proctor_identify", "call_proctor_matrix", "requests"]
 
 logger = logging.getLogger("application.proctor.api")
 
@@ -64,14 +68,20 @@ class ProctorParameters:
             "force_groups": self.force_groups,
         }
 
-    def query(self) -> list[tuple[str, str]]:
-        """The query parameters of ``/groups/identify``, in django-proctor's order, as text."""
-        pairs: list[tuple[str, Any]] = [("ctx." + str(k), v) for k, v in self.context_dict.items()]
-        pairs += [("id." + str(k), v) for k, v in self.identifier_dict.items()]
-        pairs.append(("test", ",".join(self.defined_tests)))
+    def http_params(self) -> dict[str, Any]:
+        """The parameters of a Pipet call as django-proctor passes them to ``get(params=)``: the
+        values as given, ``ctx.<key>`` then ``id.<key>``, ``test`` always, ``prforceGroups``
+        only when not empty."""
+        out: dict[str, Any] = {"ctx." + str(k): v for k, v in self.context_dict.items()}
+        out.update(("id." + str(k), v) for k, v in self.identifier_dict.items())
+        out["test"] = ",".join(self.defined_tests)
         if self.force_groups:
-            pairs.append((constants.PROP_NAME_FORCE_GROUPS, self.force_groups))
-        return [(name, text) for name, value in pairs for text in _texts(value)]
+            out[constants.PROP_NAME_FORCE_GROUPS] = self.force_groups
+        return out
+
+    def query(self) -> list[tuple[str, str]]:
+        """The query parameters of ``/groups/identify`` as sent, in django-proctor's order, as text."""
+        return _pairs(self.http_params())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ProctorParameters):
@@ -102,10 +112,67 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-class _Answer(NamedTuple):
-    status: int
-    reason: str
-    body: bytes
+class Response:
+    """One answer of :data:`requests`: the parts of a ``requests.Response`` that a Pipet call
+    reads."""
+
+    def __init__(self, status_code: int, reason: str, content: bytes, url: str) -> None:
+        self.status_code = status_code
+        self.reason = reason
+        self.content = content
+        self.url = url
+
+    @property
+    def text(self) -> str:
+        """The body as text (UTF-8, as Pipet sends it)."""
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON; raises ``ValueError`` when it is not JSON."""
+        return json.loads(self.content)
+
+
+class MissingSchema(ValueError):
+    """A URL without ``http://`` or ``https://`` (``requests``' exception of the same name)."""
+
+
+class PooledHttp:
+    """What a Pipet call goes through when the site gives no ``http`` session: a small client
+    over one urllib3 pool per process, with the ``get(url, params=, timeout=)`` of the
+    ``requests`` library that django-proctor calls, parameters encoded as ``requests`` encodes
+    them. Tests stub Pipet by patching ``proctor.api.requests``, as with django-proctor."""
+
+    def get(self, url: str, params: Any = None, timeout: float | None = None) -> Response:
+        """``GET url?params``; raises on any transport failure, and at once for a URL without a
+        scheme (``requests`` raises ``MissingSchema`` before connecting)."""
+        scheme = urlsplit(url).scheme
+        if scheme not in ("http", "https"):
+            raise MissingSchema(f"Invalid URL {url!r}: No scheme supplied. Perhaps you meant https://{url}?")
+        query = urlencode(_pairs(params))
+        full = f"{url}?{query}" if query else url
+        response = _http_pool().request(
+            "GET",
+            full,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            retries=False,
+            redirect=False,
+        )
+        return Response(response.status, response.reason or "", response.data, full)
+
+
+#: Where Pipet calls go without a site session (``get_http()`` returning ``None``); the name
+#: django-proctor gives the ``requests`` module it calls, so that ``mock.patch("proctor.api.requests")``
+#: stubs Pipet here as it does there.
+requests = PooledHttp()
+
+
+def _pairs(params: Any) -> list[tuple[str, str]]:
+    """``requests``' encoding of ``params``: a mapping (or pairs) of names to a value or a list of
+    values; ``None`` is left out, anything else is sent as its text."""
+    if params is None:
+        return []
+    items = params.items() if isinstance(params, Mapping) else params
+    return [(str(name), text) for name, value in items for text in _texts(value)]
 
 
 _pool: urllib3.PoolManager | None = None
@@ -121,23 +188,6 @@ def _http_pool() -> urllib3.PoolManager:
             _pool = urllib3.PoolManager(num_pools=4, maxsize=8, headers={"User-Agent": USER_AGENT}, retries=False)
             _pool_pid = os.getpid()
         return _pool
-
-
-def _get(http: Any, url: str, params: ProctorParameters, timeout: float) -> _Answer:
-    """One GET; raises on any transport failure."""
-    if http is not None:
-        # A `requests.Session` (or equivalent) from the middleware's get_http().
-        response = http.get(url, params=params.query(), timeout=timeout)
-        return _Answer(int(response.status_code), str(getattr(response, "reason", "") or ""), response.content)
-    query = urlencode(params.query())
-    response = _http_pool().request(
-        "GET",
-        f"{url}?{query}",
-        timeout=urllib3.Timeout(connect=timeout, read=timeout),
-        retries=False,
-        redirect=False,
-    )
-    return _Answer(response.status, response.reason or "", response.data)
 
 
 def redacted(url: str) -> str:
@@ -161,53 +211,61 @@ def call_proctor(
     timeout: float = constants.MAX_HTTP_TIMEOUT_SECONDS,
     http: Any = None,
 ) -> dict | None:
-    """One Pipet call with django-proctor's retries and checks. Never raises."""
+    """One Pipet call with django-proctor's retries and checks, through ``http`` (a
+    ``requests.Session`` or anything with its ``get``) or :data:`requests`. The answer is read
+    with ``response.status_code``, ``reason`` and ``json()``. Never raises."""
+    http = http or requests
     if not params.api_root:
         logger.error("PROCTOR_API_ROOT is not set and nothing evaluates locally; every test is unassigned")
         return None
     url = f"{params.api_root}/{api_method}"
     shown = redacted(url)
-    answer = None
+    http_params = params.http_params()
+    response = None
     for attempt in range(1, constants.MAX_HTTP_RETRIES + 1):
         try:
-            answer = _get(http, url, params, timeout)
+            response = http.get(url, params=http_params, timeout=timeout)
             break
         except Exception as e:  # noqa: BLE001 - any transport failure is retried, then logged
             if attempt == constants.MAX_HTTP_RETRIES:
                 logger.error("Proctor API request to %s failed %d times, last with: %r", shown, attempt, e)
                 return None
-    assert answer is not None
 
-    if answer.status != 200:
+    if getattr(response, "status_code", None) != 200:
+        status = getattr(response, "status_code", None)
+        reason = getattr(response, "reason", "")
         try:
-            message = json.loads(answer.body)["meta"]["error"]
-        except (ValueError, KeyError, TypeError):
-            logger.error("Proctor API at %s returned HTTP error (%d: %s)", shown, answer.status, answer.reason)
+            message = response.json()["meta"]["error"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            logger.error("Proctor API at %s returned HTTP error (%s: %s)", shown, status, reason)
         else:
             logger.error(
-                "Proctor API at %s returned HTTP error (%d: %s) with API error message: %s",
+                "Proctor API at %s returned HTTP error (%s: %s) with API error message: %s",
                 shown,
-                answer.status,
-                answer.reason,
+                status,
+                reason,
                 message,
             )
         return None
 
     try:
-        api_response = json.loads(answer.body)
+        api_response = response.json()
     except ValueError:
-        logger.error("Proctor API at %s returned invalid JSON: %r", shown, answer.body[:200])
+        logger.error("Proctor API at %s returned invalid JSON: %.200r", shown, getattr(response, "content", b""))
         return None
 
+    error = None
     if api_method == constants.API_METHOD_GROUPS_IDENTIFY:
         data = api_response.get("data") if isinstance(api_response, dict) else None
         if not isinstance(data, dict) or not isinstance(data.get("groups"), dict):
-            logger.error("Proctor API at %s returned JSON with missing groups field: %.200s", shown, api_response)
-            return None
+            error = "missing groups field"
     elif api_method == constants.API_METHOD_PROCTOR_MATRIX:
         if not isinstance(api_response, dict) or not isinstance(api_response.get("tests"), dict):
-            logger.error("Proctor API at %s returned JSON with missing tests field: %.200s", shown, api_response)
-            return None
+            error = "missing tests field"
+    if error:
+        # The problem is an argument, as django-proctor logs it, so that handlers can group on it.
+        logger.error("Proctor API at %s returned JSON with %s: %.200s", shown, error, api_response)
+        return None
     return api_response
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from avsb.contrib.proctor import conf, groups, local
+from avsb.contrib.proctor import api, conf, groups, local
 from avsb.contrib.proctor import lazy as lazy_groups
-from avsb.contrib.proctor.api import ProctorParameters, call_proctor_identify
+from avsb.contrib.proctor.api import ProctorParameters
 from avsb.contrib.proctor.local import AUTO
 
 __all__ = ["AUTO", "identify_groups", "load_group_dict", "proc_by_accountid"]
@@ -51,7 +51,8 @@ def _from_pipet(params: ProctorParameters, cacher: Any, request: Any, http: Any)
         cached = _cache_call(cacher.get, request, params)
         if cached is not None:
             return cached
-    api_response = call_proctor_identify(params, http=http)
+    # Through the module, so that a test's mock.patch("proctor.api.call_proctor_identify") applies.
+    api_response = api.call_proctor_identify(params, http=http)
     if api_response is None:
         # Pipet failed: an entry cached for an older matrix beats no groups at all.
         stale = _cache_call(cacher.get, request, params, allow_expired=True) if cacher is not None else None

@@ -35,9 +35,11 @@ class LazyProctorGroups(groups.ProctorGroups):
         with self._load_lock:
             if self.loaded:
                 return
-            self._group_dict = identify.load_group_dict(
+            group_dict = identify.load_group_dict(
                 self._params, self._cacher, self._request, self._http, server=self._server
             )
+            # A stubbed load_group_dict may give nothing; every test is then unassigned.
+            self._group_dict = group_dict or groups.unassigned_groups(self._params.defined_tests)
             self.loaded = True
             # The request is no longer needed; do not keep it alive through proc.
             self._request = None

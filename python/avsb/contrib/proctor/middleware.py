@@ -45,8 +45,15 @@ class BaseProctorMiddleware(MiddlewareMixin):
     an A vs B server SDK or ``PROCTOR_API_ROOT`` must be configured. Requests never raise.
     """
 
-    def __init__(self, get_response: Any) -> None:
-        super().__init__(get_response)
+    def __init__(self, get_response: Any = None) -> None:
+        if get_response is None:
+            # Built outside a middleware chain, as django-proctor's own tests build it, to call
+            # process_request and process_response directly; Django 4+ refuses None, so the
+            # mixin's constructor is skipped. Such an instance cannot be called as middleware.
+            self.get_response = None
+            self.async_mode = False
+        else:
+            super().__init__(get_response)
         if type(self).get_identifiers is BaseProctorMiddleware.get_identifiers:
             raise ImproperlyConfigured(
                 f"{type(self).__qualname__} must override get_identifiers(request): "
@@ -92,7 +99,8 @@ class BaseProctorMiddleware(MiddlewareMixin):
     def process_response(self, request: Any, response: Any) -> Any:
         """Keeps a privileged request's ``?prforceGroups=`` in a cookie for the browser session
         (Django quotes it; it reads back as sent)."""
-        if constants.PROP_NAME_FORCE_GROUPS in request.GET and self.is_privileged(request):
+        # Privilege first, as django-proctor asks: a request that is not privileged is not read.
+        if self.is_privileged(request) and constants.PROP_NAME_FORCE_GROUPS in request.GET:
             response.set_cookie(constants.PROP_NAME_FORCE_GROUPS, value=request.GET[constants.PROP_NAME_FORCE_GROUPS])
         return response
 
@@ -135,7 +143,7 @@ class BaseProctorMiddleware(MiddlewareMixin):
 
     def get_http(self) -> Any:
         """A ``requests.Session`` (or anything with its ``get(url, params=, timeout=)``) for Pipet
-        calls, or ``None`` for this package's own connection pool. Called per request, and only
+        calls, or ``None`` for ``api.requests`` (this package's connection pool). Called per request, and only
         when groups come from Pipet."""
         return None
 
