@@ -242,11 +242,11 @@ impl<const MIN: u8> FromRequestParts<SharedState> for ProjectAccess<MIN> {
         let role = principal.role_in(&*state.store, &project).await?.ok_or_else(not_found)?;
         let required = Self::required();
         if role < required {
-            let article = |r: ProjectRole| if r == ProjectRole::Admin { "an" } else { "a" };
+            let article = |r: ProjectRole| if r == ProjectRole::Viewer { "a" } else { "an" };
             let read_token = matches!(&principal, Principal::Instance(t) | Principal::Service(t) | Principal::UserToken(t, _) if t.role == Role::Read);
             let message = if read_token {
                 format!(
-                    "'{}' has a token with the read role: it may only read project '{key}'; this needs {} {} with a token with the write role",
+                    "'{}' has a token with the read role, which makes it a viewer of project '{key}'; this needs {} {}'s token with the write role",
                     principal.author(),
                     article(required),
                     required.as_str()
