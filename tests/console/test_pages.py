@@ -5,6 +5,7 @@ change flow with JavaScript off."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,7 @@ def axe_source() -> str:
 def test_axe_finds_no_serious_or_critical_violation(console, path):
     response = console.go(path)
     assert response.status == 200, path
+    console.shot("page-" + re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-"))
     console.page.add_script_tag(content=axe_source())
     result = console.page.evaluate("axe.run(document, {resultTypes: ['violations']})")
     bad = [

@@ -141,7 +141,8 @@ fn post_routes() -> Vec<String> {
                 .replace("{test}", "buttoncolortst")
                 .replace("{env}", "development")
                 .replace("{id}", "1")
-                .replace("{n}", "1");
+                .replace("{n}", "1")
+                .replace("{revision}", "1");
             routes.insert(filled);
         }
     }
@@ -418,4 +419,31 @@ async fn a_kill_in_production_needs_a_comment_and_the_tests_name_typed() {
     assert_eq!(done.status, 303, "{}", done.body);
     let page = s.get(&owner, "/projects/demo/tests/buttoncolortst").await;
     assert!(page.body.contains("Killed in production: everyone gets &#39;control&#39;") || page.body.contains("Killed in production: everyone gets 'control'"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn a_whole_environment_rolls_back_to_a_revision_after_review_and_the_typed_name() {
+    let s = start(Options::default()).await;
+    let owner = s.owner().await;
+    let first = s.revision("staging");
+    let base = first.to_string();
+    let killed = s
+        .post(&owner, "/projects/demo/save", &[("kind", "kill"), ("env", "staging"), ("test", "buttoncolortst"), ("bucket", "0"), ("base", &base), ("confirm", "buttoncolortst")])
+        .await;
+    assert_eq!(killed.status, 303, "{}", killed.body);
+    let page = s.get(&owner, &format!("/projects/demo/revisions/{first}")).await;
+    assert!(page.body.contains("Roll back all of staging to here"), "{}", page.body);
+    let current = s.revision("staging").to_string();
+    let review = s.post(&owner, &format!("/projects/demo/revisions/{first}/rollback"), &[("env", "staging"), ("base", &current)]).await;
+    assert_eq!(review.status, 200, "{}", review.body);
+    assert!(review.body.contains("Type <code>staging</code> to confirm") && review.body.contains("buttoncolortst"), "{}", review.body);
+    let saved = s
+        .post(&owner, "/projects/demo/save", &[("kind", "rollback-env"), ("env", "staging"), ("revision", &first.to_string()), ("base", &current), ("confirm", "staging"), ("comment", "back")])
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let now = s.state.current("demo", "staging").unwrap();
+    assert_eq!(now.revision.author, "olga");
+    let then = s.state.current("demo", "development").unwrap();
+    let shares = |m: &avsb_server::registry::EnvSnapshot| m.matrix.definition("buttoncolortst").unwrap().allocations[0].ranges.iter().map(|r| r.length).collect::<Vec<_>>();
+    assert_eq!(shares(&now), shares(&then), "staging is as it was (the demo's environments start alike)");
 }

@@ -620,6 +620,10 @@ fn edit_of(state: &SharedState, project: &Project, form: &SignedForm) -> Result<
             let revision = form.text("revision").parse::<i64>().map_err(|_| ConsoleError::BadForm("the form lost its revision".into()))?;
             MatrixEdit::RollbackTest { test, revision }
         }
+        Some("rollback-env") => {
+            let revision = form.text("revision").parse::<i64>().map_err(|_| ConsoleError::BadForm("the form lost its revision".into()))?;
+            MatrixEdit::Rollback { revision }
+        }
         Some("promote") => MatrixEdit::Promote {
             from: form.text("from"),
             tests: form.fields.iter().filter(|(k, _)| k == "tests").map(|(_, v)| v.clone()).collect(),
@@ -636,11 +640,12 @@ pub async fn save(State(state): State<SharedState>, Path(key): Path<String>, for
     let (edit, _) = edit_of(&state, &project, &form)?;
     let base = form.text("base").parse::<i64>().map_err(|_| ConsoleError::BadForm("the form lost its base revision".into()))?;
     let test = form.get("test").filter(|t| !t.is_empty()).map(str::to_string);
-    let destructive = matches!(form.get("kind"), Some("kill" | "rollback"));
+    let destructive = matches!(form.get("kind"), Some("kill" | "rollback" | "rollback-env"));
     let proposal = Proposal {
         kind: match form.get("kind") {
             Some("kill") => "kill",
             Some("rollback") => "rollback",
+            Some("rollback-env") => "rollback-env",
             Some("promote") => "promote",
             _ => "edit",
         },
@@ -676,6 +681,9 @@ pub async fn save(State(state): State<SharedState>, Path(key): Path<String>, for
         Ok(committed) => {
             let target = match &test {
                 Some(t) if !matches!(edit, MatrixEdit::Promote { .. }) => test_url(&project.key, t),
+                _ if matches!(edit, MatrixEdit::Rollback { .. }) => {
+                    format!("/projects/{}/history?env={}", url_component(&project.key), url_component(&env.key))
+                }
                 _ => format!("/projects/{}", url_component(&project.key)),
             };
             let sep = if target.contains('?') { '&' } else { '?' };
@@ -982,6 +990,30 @@ pub async fn rollback_review(State(state): State<SharedState>, Path((key, test))
     let edit = MatrixEdit::RollbackTest { test: test.clone(), revision };
     let title = |env: &str| format!("Roll back {test} in {env} to revision {revision}");
     review_test_action(&state, &form, &key, &test, "rollback", ("revision", revision.to_string()), edit, title).await
+}
+
+/// `POST /projects/{project}/revisions/{n}/rollback`: the review of rolling a whole environment
+/// (`env` in the form) back to revision `n`: every test as it was then.
+pub async fn rollback_environment_review(State(state): State<SharedState>, Path((key, revision)): Path<(String, i64)>, form: SignedForm) -> PageResult {
+    let (project, role, envs, env) = writable(&state, &form.signed, &key, form.get("env")).await?;
+    let base = form.text("base").parse::<i64>().map_err(|_| ConsoleError::BadForm("the form lost its base revision".into()))?;
+    let edit = MatrixEdit::Rollback { revision };
+    let proposal = Proposal {
+        kind: "rollback-env",
+        test: None,
+        env: env.key.clone(),
+        base,
+        fields: vec![("env".into(), env.key.clone()), ("revision".into(), revision.to_string())],
+        title: format!("Roll back {} to revision {revision}", env.name),
+        careful: careful(&envs, &env),
+        destructive: true,
+        back: format!("/projects/{}/revisions/{revision}", url_component(&project.key)),
+    };
+    match state.preview(&project.key, &env.key, &edit, Some(base)).await {
+        Ok(preview) => review_page(&form.signed, &project, role, proposal, &preview, None, Vec::new()),
+        Err(WriteError::Conflict { .. }) => conflict_page(&state, &form.signed, &project, &env, proposal, &edit).await,
+        Err(other) => Err(other.into()),
+    }
 }
 
 #[derive(Template)]

@@ -277,6 +277,8 @@ struct RevisionPage {
     /// Each changed test, and how to bring it back to this revision.
     changes: Vec<(ChangeView, Return)>,
     errors: Vec<(String, String)>,
+    /// The user may roll the whole environment back to this revision (and it is not current).
+    can_roll_back: bool,
 }
 
 /// The way back for one test of a revision.
@@ -378,6 +380,7 @@ pub async fn revision(
         current: snapshot.revision.id,
         changes: changes.iter().map(change_view).zip(returns).collect(),
         errors,
+        can_roll_back: allowed && id != snapshot.revision.id,
     };
     if page.errors.is_empty() {
         render(&page)

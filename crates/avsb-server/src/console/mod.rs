@@ -53,6 +53,7 @@ pub fn router() -> Router<SharedState> {
         .route("/projects/{project}/tests/{test}/rollback", get(edit::rollback_page).post(edit::rollback_review))
         .route("/projects/{project}/promote", get(edit::promote_page).post(edit::promote_review))
         .route("/projects/{project}/save", post(edit::save))
+        .route("/projects/{project}/revisions/{revision}/rollback", post(edit::rollback_environment_review))
         .route("/projects/{project}/evaluate", get(evaluate::evaluate))
         .route("/projects/{project}/history", get(history::history))
         .route("/projects/{project}/revisions/{revision}", get(history::revision))
