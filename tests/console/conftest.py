@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,9 @@ from playwright.sync_api import sync_playwright
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "harness"))
 
-from avsb_process import AvsbProcess, HarnessError  # noqa: E402
+from avsb_process import AvsbProcess  # noqa: E402
+
+pytest_plugins = ["avsb_fixtures"]
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -33,19 +34,9 @@ def shots_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def server():
-    with tempfile.TemporaryDirectory(prefix="avsb-console-") as tmp:
-        try:
-            process = AvsbProcess(Path(tmp)).start()
-        except HarnessError as e:
-            pytest.fail(str(e), pytrace=False)
-        try:
-            yield process
-        finally:
-            alive = process.alive()
-            process.stop()
-            if not alive:
-                pytest.fail("avsb serve died during the tests:\n" + process.log_tail())
+def server(avsb_server):
+    """The harness's `avsb serve --demo` for the test module (tests/harness/avsb_fixtures.py)."""
+    return avsb_server
 
 
 @pytest.fixture(scope="session")
