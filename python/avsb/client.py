@@ -59,8 +59,10 @@ class AvsbClient(Protocol):
         """Whether a matrix is loaded."""
         ...
 
-    def on_ready_sync(self, timeout: float = 5.0) -> bool:
-        """Waits up to ``timeout`` seconds for a matrix; returns whether one is loaded."""
+    def on_ready_sync(self, timeout: float | None = None) -> bool:
+        """Waits up to ``timeout`` seconds (5 by default) for a matrix; returns whether one is
+        loaded. ``AvsbServer`` leaves the default wait, asked for while Django starts, to where
+        the application serves requests."""
         ...
 
     async def on_ready(self, timeout: float = 5.0) -> bool:

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -36,6 +37,8 @@ logger = logging.getLogger("avsb")
 
 USER_AGENT = "avsb-python/0.1.0"
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
+#: How long ``on_ready_sync()`` waits for the first matrix when it is given no timeout.
+DEFAULT_READY_TIMEOUT = 5.0
 
 # Servers in the order they were made: the Django middleware and the proctor drop-in use the
 # first one still open when they are not given one.
@@ -51,6 +54,22 @@ def default_server() -> AvsbServer | None:
             if server is not None and server.status != "closed":
                 return server
     return None
+
+
+def _django_is_starting() -> bool:
+    """Whether Django is running its apps' ``ready()`` methods (``django.setup()``) right now."""
+    django_apps = sys.modules.get("django.apps")
+    if django_apps is None:
+        return False
+    registry = django_apps.apps
+    return bool(registry.apps_ready and not registry.ready)
+
+
+def _django_is_testing() -> bool:
+    """Whether Django's test environment is set up (its test runner, pytest-django): the test
+    outbox exists only then."""
+    mail = sys.modules.get("django.core.mail")
+    return mail is not None and hasattr(mail, "outbox")
 
 
 def _register_default(server: AvsbServer) -> None:
@@ -131,6 +150,8 @@ class AvsbServer(_native.Evaluator):
         self._status = "initializing"
         self._closed = False
         self._warned_not_ready = False
+        # Set by on_ready_sync() in an AppConfig.ready(): the wait owed once requests are served.
+        self._wait_before_serving = False
         self._configure_events(self._send_events, self._events_capacity)
         self._start_state()
         if self._offline:
@@ -163,9 +184,24 @@ class AvsbServer(_native.Evaluator):
         for t in self._threads:
             t.start()
 
-    def on_ready_sync(self, timeout: float = 5.0) -> bool:
+    def on_ready_sync(self, timeout: float | None = None) -> bool:
         """Waits until a matrix is loaded (from the server, or from the disk cache when the
-        server cannot be reached). Returns whether one is; never raises."""
+        server cannot be reached), up to ``timeout`` seconds (5 by default). Returns whether
+        one is; never raises.
+
+        Without a timeout, called while Django starts (in an ``AppConfig.ready()``), it does not
+        wait there: Django runs ``ready()`` for every management command, so ``manage.py check``,
+        ``migrate`` and ``shell`` would all wait for a server. The wait happens instead where
+        the application is about to serve requests, once per process: when ``AvsbMiddleware``
+        is built (``runserver``, a WSGI or ASGI server loading the application) or when
+        ``AvsbLifespan`` starts. A test run (Django's test runner, pytest-django) never waits
+        then; give a timeout where a wait must happen whatever the process does."""
+        if timeout is None:
+            if not self._ready.is_set() and _django_is_starting():
+                self._wait_before_serving = True
+                return False
+            timeout = DEFAULT_READY_TIMEOUT
+        self._wait_before_serving = False
         ready = self._ready.wait(timeout)
         if not ready and not self._warned_not_ready:
             # Once per server: concurrent first requests waiting briefly would repeat it.
@@ -178,11 +214,22 @@ class AvsbServer(_native.Evaluator):
             )
         return ready
 
-    async def on_ready(self, timeout: float = 5.0) -> bool:
+    async def on_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> bool:
         """``on_ready_sync`` for asyncio code: waits without blocking the event loop."""
         if self._ready.is_set():
+            self._wait_before_serving = False
             return True
         return await asyncio.to_thread(self.on_ready_sync, timeout)
+
+    def before_serving(self) -> None:
+        """Called where the application is about to serve requests (``AvsbMiddleware`` when it
+        is built): waits for the first matrix if an ``on_ready_sync()`` in an
+        ``AppConfig.ready()`` asked for it, once, and not in a test run."""
+        if not self._wait_before_serving:
+            return
+        self._wait_before_serving = False
+        if not _django_is_testing():
+            self.on_ready_sync(DEFAULT_READY_TIMEOUT)
 
     def is_ready(self) -> bool:
         """Whether a matrix is loaded."""

@@ -30,12 +30,23 @@ How a built flag evaluates:
   says otherwise): without one the flag answers the caller's default with
   ``TARGETING_KEY_MISSING``, as it would in production.
 * A clause (``if_match`` and friends) never matches a context that lacks its attribute, negated
-  or not (LaunchDarkly's rule). To know which attributes a context carries, ``MockAvsbServer``
-  adds one variable, ``_avsb_present`` (``'|user.plan|account.tier|'``), to every context it
-  is given, and each generated clause tests it first. Attribute values themselves share one
-  namespace across the kinds of a multi-context, as they do in the engine.
-* Raw rules (``rule('${...}')``) are evaluated as written: a variable the context lacks is an
-  evaluation error, so the caller gets its default (reason ``ERROR``).
+  or not (LaunchDarkly's rule): each attribute is a context variable of type ``String`` whose
+  default is ``''``, and each clause tests ``!empty plan`` first. ``None`` and ``''`` count as
+  absent. Attributes share one namespace across the kinds of a multi-context, as context
+  variables do in the engine: ``if_match_context('account', 'tier', ...)`` reads ``tier``
+  whichever kind carries it.
+* Raw rules (``rule('${...}')``) are evaluated as written: their variables are declared without
+  a default, so a variable the context lacks is an evaluation error, and the caller gets its
+  default (reason ``ERROR``).
+
+Fixtures and production speak one language: the rules are plain Proctor rules over variables a
+server's schema declares. ``mock.engine.matrix()`` and ``mock.engine.schema()`` are the matrix
+and the context schema the mock evaluates, and a real ``avsb serve`` accepts them as they are
+(``PUT /api/v1/projects/{project}/schema`` and ``.../environments/{environment}/matrix``) and
+evaluates them the same way. Without a ``schema=`` the mock makes that schema itself: Proctor's
+identifier types (and the custom ones flags hash), each clause attribute as above, and each
+variable of a raw rule (or of a given matrix) as a ``String`` without a default. With one, the
+given schema decides and only undeclared clause attributes are added, as above.
 """
 
 from __future__ import annotations
@@ -59,10 +70,6 @@ from avsb import _native
 __all__ = ["BuiltFlag", "FlagBuilder", "FlagRuleBuilder", "MockAvsbServer", "TestData"]
 
 logger = logging.getLogger("avsb")
-
-#: The context variable through which ``MockAvsbServer`` tells rules which attributes a
-#: context carries: ``'|kind.attribute|kind.attribute|'``.
-PRESENT_VARIABLE = "_avsb_present"
 
 _KIND_NAME = re.compile(r"[A-Za-z0-9._-]+\Z")
 # What a longValue payload holds: a Java long.
@@ -91,8 +98,6 @@ def _check_attribute(attribute: Any) -> str:
             f"{attribute!r} cannot be used in a rule: attribute names must be identifiers of the rule language "
             "(letters, digits, '_' and '$', not starting with a digit) and not one of its reserved words"
         )
-    if attribute.startswith("_avsb"):
-        raise ValueError(f"attribute names starting with '_avsb' are reserved, not {attribute!r}")
     if _native.canonical_identifier_type(attribute) in _native.PROCTOR_TEST_TYPES:
         raise ValueError(
             f"{attribute!r} names an identifier type, so a context attribute of that name is an identifier, "
@@ -138,7 +143,8 @@ class _Clause:
         if self.kind is None:
             body = self.values[0]
             return body if alone else f"({body})"
-        guard = f"fn:contains({PRESENT_VARIABLE}, '|{self.kind.lower()}.{self.attribute}|')"
+        # An absent attribute has the schema's default, '': empty, so no clause matches it.
+        guard = f"!empty {self.attribute}"
         tests = [f"{self.attribute} == {_native.rule_literal(v)}" for v in self.values] or ["false"]
         test = " || ".join(tests)
         if self.negate:
@@ -428,7 +434,7 @@ class FlagBuilder:
                 allocations.append({"rule": "${" + text + "}", "ranges": self._ranges(rule.outcome, f"rule {n}")})
                 for c in rule.clauses:
                     if c.kind is not None:
-                        attributes.extend((c.attribute, _type_tag(v)) for v in c.values)
+                        attributes.extend((c.attribute, _type_tag(v)) for v in c.values or ("",))
             if self._fallthrough is not None:
                 allocations.append({"rule": None, "ranges": self._ranges(self._fallthrough, "the fallthrough")})
             definition["allocations"] = allocations or [copy.deepcopy(_NEVER)]
@@ -575,34 +581,6 @@ class TestData:
 # -- the mock server ------------------------------------------------------------------------------
 
 
-def _present(context: Mapping[str, Any]) -> str:
-    """``'|user.plan|account.tier|'``: the attributes a context carries, by kind."""
-    names: list[str] = []
-
-    def add(kind: str, attributes: Mapping[str, Any]) -> None:
-        for name, value in attributes.items():
-            if isinstance(name, str) and name not in ("key", "kind", "_meta") and value is not None and "|" not in name:
-                names.append(f"{kind.lower()}.{name}")
-
-    kind = context.get("kind", "user")
-    if kind == "multi":
-        for sub_kind, sub in context.items():
-            if sub_kind != "kind" and isinstance(sub_kind, str) and isinstance(sub, Mapping):
-                add(sub_kind, sub)
-    elif isinstance(kind, str):
-        add(kind, context)
-    return "|" + "|".join(names) + ("|" if names else "")
-
-
-def _with_presence(context: Any) -> Any:
-    if not isinstance(context, Mapping):
-        return context  # the engine reports what is wrong with it
-    present = _present(context)
-    if context.get("kind") == "multi":
-        return {**context, "_avsb": {PRESENT_VARIABLE: present}}
-    return {**context, PRESENT_VARIABLE: present}
-
-
 def _as_built(flag: BuiltFlag | FlagBuilder) -> BuiltFlag:
     if isinstance(flag, FlagBuilder):
         return flag.build()
@@ -626,7 +604,12 @@ def _document_text(value: Any, what: str) -> str | None:
     raise TypeError(f"{what} must be a dict, JSON text or a path, not {type(value).__name__}")
 
 
-_SCHEMA_TYPES = {"bool": "Boolean", "str": "String", "int": "Long", "float": "Double"}
+#: How a clause attribute is declared: text (Pipet's wire type; rules compare it with numbers
+#: and booleans by EL's coercions) whose default, '', stands for an absent attribute.
+ATTRIBUTE_DECLARATION = {"source": "QUERY", "type": "String", "defaultValue": ""}
+#: How a variable of a raw rule is declared: without a default, so that a context without it is
+#: an evaluation error, as the rule is written.
+RULE_VARIABLE_DECLARATION = {"source": "QUERY", "type": "String"}
 
 
 class MockAvsbServer(_native.Evaluator):
@@ -697,16 +680,17 @@ class MockAvsbServer(_native.Evaluator):
             logger.warning("avsb: MockAvsbServer matrix: %s: %s [%s]", d["path"], d["message"], d["code"])
         return dict(engine.matrix()["tests"]), schema_doc
 
-    def _schema_for(self, flags: Mapping[str, BuiltFlag]) -> dict[str, Any] | None:
-        """The schema to compile with: none (the permissive one) unless one was given or a flag
-        uses a custom identifier type; then the given one plus what the built flags need."""
+    def _schema_for(self, flags: Mapping[str, BuiltFlag], tests: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The schema to compile with (see the module's documentation): the given one, plus what
+        the built flags need; without one, a schema made for the flags and the given matrix.
+        ``None`` (the permissive schema) only for a given matrix without a schema or flags."""
+        if self._schema is None and not flags:
+            return None
         custom = {
             f.identifier_type
             for f in flags.values()
             if _native.canonical_identifier_type(f.identifier_type) not in _native.PROCTOR_TEST_TYPES
         }
-        if self._schema is None and not custom:
-            return None
         if self._schema is not None:
             doc = copy.deepcopy(self._schema)
         else:
@@ -717,21 +701,15 @@ class MockAvsbServer(_native.Evaluator):
         for type_name in sorted(custom):
             if not any(existing.lower() == type_name.lower() for existing in identifiers):
                 identifiers[type_name] = {"source": "QUERY"}
-        # A declared variable can have a default, so contexts that did not come through
-        # for_user() still evaluate.
-        context.setdefault(PRESENT_VARIABLE, {"source": "QUERY", "type": "String", "defaultValue": "|"})
-        tags: dict[str, set[str]] = {}
         for flag in flags.values():
-            for attribute, tag in flag.attributes:
-                tags.setdefault(attribute, set()).add(tag)
-        for attribute, kinds in tags.items():
-            if kinds == {"int", "float"}:
-                type_name = "Double"
-            elif len(kinds) == 1:
-                type_name = _SCHEMA_TYPES[next(iter(kinds))]
-            else:
-                type_name = "String"
-            context.setdefault(attribute, {"source": "QUERY", "type": type_name})
+            for attribute, _ in flag.attributes:
+                context.setdefault(attribute, dict(ATTRIBUTE_DECLARATION))
+        if self._schema is None:
+            # Every other variable a rule reads: those of raw rules and of the given matrix.
+            matrix = {"audit": {"version": "0"}, "tests": dict(tests)}
+            permissive = _native.Engine.from_matrix(json.dumps(matrix), None, "USER", sorted(custom))
+            for name, _ in permissive.variables:
+                context.setdefault(name, dict(RULE_VARIABLE_DECLARATION))
         return doc
 
     def _compile(self, flags: Mapping[str, BuiltFlag], versions: Mapping[str, int], revision: int) -> _native.Engine:
@@ -744,7 +722,7 @@ class MockAvsbServer(_native.Evaluator):
             "audit": {"version": str(revision), "updated": int(time.time() * 1000), "updatedBy": "MockAvsbServer"},
             "tests": tests,
         }
-        schema = self._schema_for(flags)
+        schema = self._schema_for(flags, tests)
         engine = _native.Engine.from_matrix(json.dumps(matrix), json.dumps(schema) if schema is not None else None)
         problems = [d for d in engine.diagnostics if d.get("test") in flags]
         errors = [d for d in problems if d.get("severity") == "error"]
@@ -803,25 +781,7 @@ class MockAvsbServer(_native.Evaluator):
 
     # -- the AvsbServer API ------------------------------------------------------------------------
 
-    def for_user(self, context: Mapping[str, Any], force_groups: str | None = None) -> _native.Scope:
-        """A client scoped to one context, as ``AvsbServer.for_user`` (the scope's ``context``
-        also shows the ``_avsb_present`` variable the mock adds)."""
-        return super().for_user(_with_presence(context), force_groups)
-
-    def identify(
-        self,
-        identifiers: Mapping[str, Any],
-        context: Mapping[str, Any],
-        tests: Sequence[str] | None = None,
-        force_groups: str | None = None,
-    ) -> dict[str, Any]:
-        """Pipet's ``identify`` over the mock's matrix; the context's variables count as the
-        user's attributes for the rules ``TestData`` builds."""
-        if isinstance(context, Mapping):
-            context = {**context, PRESENT_VARIABLE: _present({**context, "kind": "user"})}
-        return super().identify(identifiers, context, tests, force_groups)
-
-    def on_ready_sync(self, timeout: float = 5.0) -> bool:
+    def on_ready_sync(self, timeout: float | None = None) -> bool:
         """Always ready: returns ``True`` at once."""
         return True
 

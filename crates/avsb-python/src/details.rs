@@ -30,9 +30,68 @@ impl FlagType {
             FlagType::Json => "a JSON",
         }
     }
+
+    /// The getter that asks for this type, for messages.
+    pub fn getter(self) -> &'static str {
+        match self {
+            FlagType::Bool => "get_bool_flag",
+            FlagType::Str => "get_string_flag",
+            FlagType::Int => "get_int_flag",
+            FlagType::Float => "get_float_flag",
+            FlagType::Json => "get_json_flag",
+        }
+    }
+
+    /// Whether `typed_value` reads `payload` as this type (the JSON getter reads any payload).
+    pub fn accepts(self, payload: &Payload) -> bool {
+        match (self, payload) {
+            (FlagType::Bool, Payload::BooleanValue(_) | Payload::Json(Json::Bool(_))) => true,
+            (FlagType::Str, Payload::StringValue(_) | Payload::Json(Json::String(_))) => true,
+            (FlagType::Int, Payload::LongValue(_)) => true,
+            (FlagType::Int, Payload::Json(Json::Number(n))) => n.is_i64() || n.is_u64(),
+            (FlagType::Float, Payload::DoubleValue(_) | Payload::LongValue(_) | Payload::Json(Json::Number(_))) => true,
+            (FlagType::Json, _) => true,
+            _ => false,
+        }
+    }
+
+    /// This type's bit in a `PayloadTypes` set.
+    fn bit(self) -> u8 {
+        match self {
+            FlagType::Bool => 1,
+            FlagType::Str => 2,
+            FlagType::Int => 4,
+            FlagType::Float => 8,
+            FlagType::Json => 16,
+        }
+    }
 }
 
-/// The payload as a value of `flag_type`, or `None` when the payload has another type.
+/// The getter types some bucket of a test has a payload for, worked out once at load: a typed
+/// getter on a test none of whose buckets can answer it is a type mismatch, not a code default.
+#[derive(Clone, Copy, Default)]
+pub struct PayloadTypes(u8);
+
+impl PayloadTypes {
+    const ALL: [FlagType; 5] = [FlagType::Bool, FlagType::Str, FlagType::Int, FlagType::Float, FlagType::Json];
+
+    /// Adds the types a bucket's payload answers.
+    pub fn add(&mut self, payload: &Payload) {
+        for flag_type in Self::ALL {
+            if flag_type.accepts(payload) {
+                self.0 |= flag_type.bit();
+            }
+        }
+    }
+
+    /// Whether some bucket answers `flag_type`.
+    pub fn contains(self, flag_type: FlagType) -> bool {
+        self.0 & flag_type.bit() != 0
+    }
+}
+
+/// The payload as a value of `flag_type`, or `None` when the payload has another type (exactly
+/// when `flag_type.accepts(payload)` is false).
 pub fn typed_value(
     py: Python<'_>,
     test_objects: Option<&TestObjects>,
@@ -40,6 +99,9 @@ pub fn typed_value(
     payload: &Payload,
     flag_type: FlagType,
 ) -> PyResult<Option<Py<PyAny>>> {
+    if !flag_type.accepts(payload) {
+        return Ok(None);
+    }
     Ok(match (flag_type, payload) {
         (FlagType::Bool, Payload::BooleanValue(b)) | (FlagType::Bool, Payload::Json(Json::Bool(b))) => {
             Some(PyBool::new(py, *b).to_owned().into_any().unbind())

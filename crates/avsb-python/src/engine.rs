@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use avsb_core::compile::CompiledMatrix;
+use avsb_core::compile::{CompiledMatrix, INCOGNITO_VARIABLE};
 use avsb_core::document::MatrixDocument;
 use avsb_core::schema::canonical_identifier_type;
 use avsb_core::{ContextSchema, ContextType, Diagnostic, Value};
@@ -14,6 +14,7 @@ use rustc_hash::FxHashMap;
 use serde_json::Value as Json;
 
 use crate::convert::{json_to_py, payload_is_immutable, payload_to_py};
+use crate::details::PayloadTypes;
 use crate::errors::{MatrixError, RequestError};
 
 /// Where a context attribute goes.
@@ -42,6 +43,8 @@ pub struct TestObjects {
     /// That type's slot in a request (`None` for RANDOM tests and unknown types).
     pub identifier_slot: Option<usize>,
     pub buckets: Vec<BucketObjects>,
+    /// The getter types some bucket's payload answers.
+    pub payload_types: PayloadTypes,
 }
 
 impl TestObjects {
@@ -151,7 +154,11 @@ impl EngineData {
             let Some(definition) = matrix.definition(name) else { continue };
             has_random_tests |= definition.test_type.eq_ignore_ascii_case("RANDOM");
             let mut buckets = Vec::with_capacity(definition.buckets.len());
+            let mut payload_types = PayloadTypes::default();
             for b in &definition.buckets {
+                if let Some(p) = &b.payload {
+                    payload_types.add(p);
+                }
                 let shared_payload = match &b.payload {
                     Some(p) if payload_is_immutable(p) => Some(payload_to_py(py, p)?),
                     _ => None,
@@ -170,6 +177,7 @@ impl EngineData {
                     identifier_type: Arc::from(canonical_identifier_type(&definition.test_type)),
                     identifier_slot: matrix.identifier_slot(&definition.test_type),
                     buckets,
+                    payload_types,
                 },
             );
         }
@@ -322,6 +330,22 @@ impl Engine {
     #[getter]
     fn test_names(&self) -> Vec<String> {
         self.data.matrix.test_names().map(str::to_string).collect()
+    }
+
+    /// The context variables of the matrix's rules and schema, in slot order, as
+    /// `(name, type)`: the schema's type (`'java.lang.String'`), or `None` for a variable that
+    /// only rules mention (a matrix read without a schema). Proctor's `isIncognitoUser`, which
+    /// every request may carry, is listed only when the schema declares it.
+    #[getter]
+    fn variables(&self) -> Vec<(String, Option<&'static str>)> {
+        let declared = &self.data.matrix.schema().variables;
+        self.data
+            .matrix
+            .variables()
+            .iter()
+            .filter(|v| v.name != INCOGNITO_VARIABLE || declared.contains_key(&v.name))
+            .map(|v| (v.name.clone(), v.ty.map(|t| t.canonical_name())))
+            .collect()
     }
 
     /// Number of usable tests.

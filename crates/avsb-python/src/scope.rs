@@ -112,6 +112,7 @@ impl Scope {
                         format!("test '{key}' hashes {} identifiers; the context has none", test_objects.identifier_type),
                     )),
                     Reason::RuleError(f) => Err(("GENERAL", format!("test '{key}': {} failed: {}", f.rule, f.message))),
+                    _ if !test_objects.payload_types.contains(flag_type) => Err(no_payload_of_type(key, flag_type)),
                     _ => Ok(FlagDetails {
                         flag_key: test_objects.name.clone_ref(py),
                         value: default.clone().unbind(),
@@ -148,7 +149,13 @@ impl Scope {
                 }
             };
             match assignment.payload.as_deref() {
-                // No payload: the bucket defers to the caller's default (OFREP's omitted value).
+                // No bucket of the test can answer this getter (the engine accepts a test whose
+                // buckets all have payloads or none has): a mistake in the caller's code.
+                None if !test_objects.payload_types.contains(flag_type) => {
+                    Ok(assigned(default.clone().unbind(), Some(no_payload_of_type(key, flag_type))))
+                }
+                // Not reached for a matrix the engine accepts; such a bucket would defer to the
+                // caller's default (OFREP's omitted value).
                 None => {
                     self.record_exposure(&data, test_objects, &assignment);
                     Ok(assigned(default.clone().unbind(), None))
@@ -188,6 +195,17 @@ impl Scope {
         }
         details.value
     }
+}
+
+/// The error of a typed getter on a test none of whose buckets has a payload of its type.
+fn no_payload_of_type(key: &str, flag_type: FlagType) -> (&'static str, String) {
+    let message = format!(
+        "test '{key}' has no bucket with {} payload, so {} can only return the default; \
+         read its bucket with get_group('{key}'), or give its buckets payloads",
+        flag_type.name(),
+        flag_type.getter(),
+    );
+    ("TYPE_MISMATCH", message)
 }
 
 #[pymethods]

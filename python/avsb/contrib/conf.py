@@ -6,7 +6,7 @@ a request):
 
 | option | default | meaning |
 |---|---|---|
-| ``context_from`` | ``None`` | ``callable(request) -> dict`` (or its dotted path): the request's context, e.g. ``{'kind': 'user', 'key': str(request.user.id), 'plan': ...}``; ``None`` gives every request the anonymous context ``{'kind': 'user', 'key': <the anonymous cookie>, 'anonymous': True}`` |
+| ``context_from`` | ``None`` | ``callable(request) -> dict`` (or its dotted path): the request's context, e.g. ``{'kind': 'user', 'key': str(request.user.id) if request.user.is_authenticated else avsb_anonymous_key(request), 'plan': ...}`` (``avsb.contrib.wsgi.avsb_anonymous_key``: the anonymous cookie's key); ``None`` gives every request the anonymous context ``{'kind': 'user', 'key': <the anonymous cookie's key>, 'anonymous': True}`` |
 | ``is_privileged`` | ``None`` | ``callable(request) -> bool`` (or its dotted path): whether the request may force groups; ``None``: no request may |
 | ``anonymous_cookie`` | ``'avsb_anon'`` | the cookie that keeps an anonymous visitor's key for ``ANONYMOUS_COOKIE_MAX_AGE`` (a year); ``None`` turns the cookie off and every anonymous visitor gets the key ``ANONYMOUS_KEY`` (``'anonymous'``) |
 | ``force_groups_param`` | ``'prforceGroups'`` | the query parameter and cookie that carry force groups |

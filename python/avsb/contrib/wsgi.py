@@ -18,6 +18,15 @@ flag costs almost nothing.
 (``server``); :mod:`avsb.contrib.conf` lists them with their defaults. A bad option raises
 ``ImproperlyConfigured`` when the middleware is built, never during a request.
 
+A ``context_from`` gives logged-out visitors the per-visitor key the middleware keeps in its
+anonymous cookie with :func:`avsb_anonymous_key`::
+
+    'key': str(request.user.id) if request.user.is_authenticated else avsb_anonymous_key(request),
+
+One constant key for them all (``'anon'``) would put every logged-out visitor in one bucket; the
+middleware notices when many distinct visitors are evaluated under one key and logs a warning
+once per process.
+
 The request path never raises because of A vs B: a ``context_from`` or ``is_privileged`` that
 raises is logged (the anonymous context, and no privilege, are used instead); without a server, or
 before its first matrix, every flag returns the caller's default.
@@ -50,7 +59,7 @@ from avsb.contrib.conf import (
 )
 from avsb.server import AvsbServer, default_server
 
-__all__ = ["AvsbMiddleware", "LazyScope", "MiddlewareOptions", "defaults_scope", "request_scope"]
+__all__ = ["AvsbMiddleware", "LazyScope", "MiddlewareOptions", "avsb_anonymous_key", "defaults_scope", "request_scope"]
 
 logger = logging.getLogger("avsb")
 
@@ -73,6 +82,110 @@ def request_scope(request: HttpRequest | None) -> Any:
     """``request.avsb``, or a defaults-only scope when the middleware did not run."""
     scope = getattr(request, "avsb", None) if request is not None else None
     return scope if scope is not None else defaults_scope()
+
+
+# The attribute of a request that holds the middleware's per-request state.
+_STATE = "_avsb_state"
+_warned_without_middleware = False
+
+
+def avsb_anonymous_key(request: HttpRequest) -> str:
+    """The key of a logged-out visitor, for ``context_from``: the one ``AvsbMiddleware`` keeps in
+    its anonymous cookie (``avsb_anon`` for a year), so each visitor has buckets of their own
+    and keeps them. A visitor without the cookie gets a new key, which the middleware sets on
+    the response. Never raises::
+
+        AVSB_MIDDLEWARE_OPTIONS = {
+            'context_from': lambda request: {
+                'kind': 'user',
+                'key': str(request.user.id) if request.user.is_authenticated else avsb_anonymous_key(request),
+            }
+        }
+
+    With ``anonymous_cookie`` set to ``None`` (no cookie), or for a request the middleware did
+    not see, every visitor shares ``ANONYMOUS_KEY`` (``'anonymous'``); the latter is logged once.
+    """
+    state = getattr(request, _STATE, None)
+    if isinstance(state, _RequestState):
+        return state.anonymous_key(request)
+    global _warned_without_middleware
+    if not _warned_without_middleware:
+        _warned_without_middleware = True
+        logger.warning(
+            "avsb: avsb_anonymous_key() was called for a request AvsbMiddleware did not see; such visitors "
+            "share the key %r. Add 'avsb.contrib.wsgi.AvsbMiddleware' to MIDDLEWARE",
+            ANONYMOUS_KEY,
+        )
+    return ANONYMOUS_KEY
+
+
+class _SharedKeyWatch:
+    """Notices a ``context_from`` that gives many distinct visitors one key (``'anon'`` for every
+    logged-out visitor): they then share every bucket, which no experiment can tell. Logs a
+    warning the first time one key reaches ``THRESHOLD`` visitors, once per process.
+
+    A visitor is the anonymous cookie's value, else the client's address and user agent. Memory
+    is bounded: at most ``MAX_KEYS`` keys, each with at most ``THRESHOLD`` visitors (as hashes),
+    forgotten together when the table is full; a key that is its visitor's own cookie (what
+    ``avsb_anonymous_key`` answers) is not counted at all."""
+
+    THRESHOLD = 50
+    MAX_KEYS = 1000
+
+    def __init__(self) -> None:
+        self.warned = False
+        self._visitors: dict[str, set[int]] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, request: HttpRequest, state: _RequestState, context: Mapping[str, Any]) -> None:
+        # On every request that has a context_from, so kept to a few dictionary operations; the
+        # interpreter lock makes each of them atomic, and only the warning itself takes a lock.
+        kind = context.get("kind", "user")
+        if kind == "user":
+            key = context.get("key")
+        elif kind == "multi":
+            user = context.get("user")
+            key = user.get("key") if isinstance(user, Mapping) else None
+        else:
+            key = context.get("key") if isinstance(kind, str) and kind.lower() == "user" else None
+        if key.__class__ is not str or key == state.new_anonymous_key:
+            return
+        cookie = request.COOKIES.get(state.anonymous_cookie) if state.anonymous_cookie else None
+        if cookie:
+            if cookie == key:
+                return
+            visitor = hash(cookie)
+        else:
+            meta = request.META
+            visitor = hash((meta.get("REMOTE_ADDR"), meta.get("HTTP_USER_AGENT")))
+        visitors = self._visitors.get(key)
+        if visitors is None:
+            if len(self._visitors) >= self.MAX_KEYS:
+                self._visitors.clear()
+            visitors = self._visitors.setdefault(key, set())
+        if len(visitors) < self.THRESHOLD:
+            visitors.add(visitor)
+            if len(visitors) < self.THRESHOLD:
+                return
+        with self._lock:
+            if self.warned:
+                return
+            self.warned = True
+            self._visitors.clear()
+        shown = key if len(key) <= 40 else key[:40] + "..."
+        logger.warning(
+            "avsb: %d different visitors were evaluated with the one key %r from %s['context_from'], so they "
+            "all share every bucket and an experiment counts them as one user. Give logged-out visitors the key "
+            "the middleware keeps in its cookie: 'key': str(request.user.id) if request.user.is_authenticated "
+            "else avsb_anonymous_key(request) (from avsb.contrib.wsgi import avsb_anonymous_key). "
+            "Logged once per process",
+            self.THRESHOLD,
+            shown,
+            SETTING,
+        )
+
+
+_shared_keys = _SharedKeyWatch()
 
 
 class _ServerSource:
@@ -181,12 +294,26 @@ class LazyScope:
 class _RequestState:
     """What one request's evaluation decided, for the response."""
 
-    __slots__ = ("new_anonymous_key", "reads_cookies", "privileged")
+    __slots__ = ("anonymous_cookie", "new_anonymous_key", "reads_cookies", "privileged")
 
-    def __init__(self) -> None:
+    def __init__(self, anonymous_cookie: str | None) -> None:
+        self.anonymous_cookie = anonymous_cookie
         self.new_anonymous_key: str | None = None
         self.reads_cookies = False
         self.privileged: bool | None = None
+
+    def anonymous_key(self, request: HttpRequest) -> str:
+        """The visitor's key from the anonymous cookie, or a new one the response will set."""
+        name = self.anonymous_cookie
+        if name is None:
+            return ANONYMOUS_KEY
+        self.reads_cookies = True
+        if self.new_anonymous_key is not None:
+            return self.new_anonymous_key
+        key = request.COOKIES.get(name)
+        if key is None or not _ANONYMOUS_KEY_RE.fullmatch(key):
+            key = self.new_anonymous_key = uuid.uuid4().hex
+        return key
 
 
 class AvsbMiddleware:
@@ -200,8 +327,14 @@ class AvsbMiddleware:
             raise ValueError("get_response must be provided.")
         self.get_response = get_response
         self.options = MiddlewareOptions.from_settings()
-        if self.options.server is None and default_server() is None:
+        server = self.options.server if self.options.server is not None else default_server()
+        if server is None:
             check_can_make_server()
+        elif isinstance(server, AvsbServer):
+            # The application is about to serve requests: the first matrix is awaited here, if an
+            # AppConfig.ready() asked for it (AvsbServer.on_ready_sync), rather than in every
+            # management command.
+            server.before_serving()
         self._servers = _ServerSource(self.options.server)
         self._async = iscoroutinefunction(get_response)
         if self._async:
@@ -225,7 +358,8 @@ class AvsbMiddleware:
     # -- the request -------------------------------------------------------------------------
 
     def _attach(self, request: HttpRequest) -> _RequestState:
-        state = _RequestState()
+        state = _RequestState(self.options.anonymous_cookie)
+        setattr(request, _STATE, state)
         # A weak reference: a closure over the request itself would make every request a
         # reference cycle, freed only by the garbage collector.
         request_ref = weakref.ref(request)
@@ -263,6 +397,11 @@ class AvsbMiddleware:
                 logger.exception("avsb: %s['context_from'] raised; using the anonymous context", SETTING)
             else:
                 if isinstance(context, Mapping):
+                    if not _shared_keys.warned:
+                        try:
+                            _shared_keys.observe(request, state, context)
+                        except Exception:  # noqa: BLE001 - a watch must never fail the page
+                            logger.exception("avsb: could not check the context's key")
                     return context
                 logger.error(
                     "avsb: %s['context_from'] must return a dict like {'kind': 'user', 'key': ...}, not %s; "
@@ -273,15 +412,7 @@ class AvsbMiddleware:
         return self._anonymous_context(request, state)
 
     def _anonymous_context(self, request: HttpRequest, state: _RequestState) -> dict[str, Any]:
-        name = self.options.anonymous_cookie
-        if name is None:
-            return {"kind": "user", "key": ANONYMOUS_KEY, "anonymous": True}
-        state.reads_cookies = True
-        key = request.COOKIES.get(name)
-        if key is None or not _ANONYMOUS_KEY_RE.fullmatch(key):
-            key = uuid.uuid4().hex
-            state.new_anonymous_key = key
-        return {"kind": "user", "key": key, "anonymous": True}
+        return {"kind": "user", "key": state.anonymous_key(request), "anonymous": True}
 
     def _force_groups(self, request: HttpRequest, state: _RequestState) -> str | None:
         if not self._privileged(request, state):

@@ -45,6 +45,12 @@ def pytest_configure(config: pytest.Config) -> None:
     import django
 
     django.setup()
+    # The guide's ready() leaves the wait for the first matrix to where requests are served, and
+    # a test run never waits there: these tests read the real server, so they wait here.
+    from myapp.apps import MyAppConfig
+
+    if not MyAppConfig.avsb_server.on_ready_sync(timeout=30):
+        raise pytest.UsageError("the guide's AvsbServer got no matrix from avsb serve in 30 s:\n" + server.log_tail())
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

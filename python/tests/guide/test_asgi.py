@@ -15,6 +15,7 @@ import pytest
 import requests
 from asgiref.sync import iscoroutinefunction
 from avsb_process import free_port
+from server_events import stored_events
 from django.db import connection
 from django.http import HttpResponse
 from django.test import AsyncClient, Client
@@ -144,7 +145,7 @@ def session_cookie(transactional_db, django_user_model):
 
 def purchases_of(guide_server, user_id: str) -> list[dict]:
     return [
-        e for e in guide_server.events()
+        e for e in stored_events(guide_server)
         if e.get("kind") == "track" and e.get("key") == "purchase" and e.get("identifiers") == {"USER": user_id}
     ]
 
@@ -160,11 +161,13 @@ def test_the_guide_s_project_under_uvicorn(uvicorn, session_cookie, guide_server
     assert response.json() == {"showNewCheckout": True, "theme": "default"}
     assert app.get("/checkout/", cookies=pro).json()["theme"] == "dark"
 
-    # The async view, for an anonymous visitor (the guide's context_from gives the key 'anon').
-    anon = bucket("checkout-v2", "anon")
+    # The async view, for an anonymous visitor: the guide's context_from gives them the key of
+    # the middleware's cookie (reading an anonymous request.user needs no database).
     response = app.get("/checkout-async/")
     assert response.status_code == 200
-    assert response.json() == {"showNewCheckout": anon["name"] == "on", "theme": "default", "checkoutGroup": anon["name"]}
+    anon = bucket("checkout-v2", response.cookies["avsb_anon"])
+    theme = bucket("ui-theme", response.cookies["avsb_anon"])["payload"]["stringValue"]
+    assert response.json() == {"showNewCheckout": anon["name"] == "on", "theme": theme, "checkoutGroup": anon["name"]}
 
     # The guide's context_from reads request.user, which loads from the database: from an async
     # view Django refuses that, so the page falls back to the anonymous context and says why.
@@ -210,3 +213,17 @@ def test_the_async_startup_variant_under_uvicorn(uvicorn, session_cookie, guide_
     app.stop(signal.SIGTERM)
     assert "avsb: closed" in app.output()
     assert len(purchases_of(guide_server, "u_lifespan_buyer")) == 1, app.output()
+
+
+def test_the_lifespan_handler_with_the_guide_s_app_config(uvicorn, session_cookie, guide_server):
+    # The guide's ready() (on_ready_sync() without a timeout) under the lifespan handler: the
+    # first matrix is there before serving, and SIGTERM, which skips atexit, loses no event.
+    u_1 = session_cookie("u_1")
+    buyer = session_cookie("u_lifespan_sync_buyer")
+    app = uvicorn("guideproject.asgi_lifespan:application", "guideproject.settings", lifespan="on")
+    assert "avsb: ready before serving: True (status ready)" in app.output()
+    assert app.get("/checkout/", cookies=u_1).json() == {"showNewCheckout": True, "theme": "default"}
+    assert app.post("/purchase/", cookies=buyer).status_code == 200
+    app.stop(signal.SIGTERM)
+    assert "avsb: closed" in app.output()
+    assert len(purchases_of(guide_server, "u_lifespan_sync_buyer")) == 1, app.output()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from server_events import stored_events
+from django.test import Client
 
 pytestmark = pytest.mark.django_db
 
@@ -47,11 +49,29 @@ def test_the_pro_plan_gets_the_dark_theme(client, login):
     assert client.get("/checkout/").json()["theme"] == "dark"
 
 
-def test_anonymous_visitors_get_the_guide_s_anon_key(client, bucket):
-    expected = bucket("checkout-v2", "anon")["name"] == "on"
+def test_logged_out_visitors_get_buckets_of_their_own(bucket):
+    # The guide's context_from gives each logged-out visitor the key of the middleware's cookie.
+    seen = set()
+    for _ in range(16):
+        client = Client()
+        first = client.get("/checkout/")
+        key = first.cookies["avsb_anon"].value
+        expected = bucket("checkout-v2", key)["name"] == "on"
+        theme = bucket("ui-theme", key)["payload"]["stringValue"]  # 'dark' for 10% of the free plan
+        assert first.json() == {"showNewCheckout": expected, "theme": theme}
+        assert "Cookie" in first["Vary"]
+        again = client.get("/checkout/")
+        assert again.json()["showNewCheckout"] is expected  # sticky
+        assert "avsb_anon" not in again.cookies
+        seen.add(expected)
+    # checkout-v2 is a 50/50 split: sixteen visitors in one bucket would be a shared key.
+    assert seen == {True, False}
+
+
+def test_a_logged_in_user_gets_no_anonymous_cookie(client, login):
+    login("u_1")
     response = client.get("/checkout/")
-    assert response.json() == {"showNewCheckout": expected, "theme": "default"}
-    # context_from answered, so the anonymous cookie was never needed.
+    assert response.json()["showNewCheckout"] is True
     assert "avsb_anon" not in response.cookies
 
 
@@ -69,10 +89,9 @@ def test_a_tracked_purchase_reaches_the_server(client, login, guide_server, guid
     response = client.post("/purchase/")
     assert response.status_code == 200
     assert guide_sdk.flush_sync(timeout=5)
-    purchases = [
-        e for e in guide_server.events() if e.get("kind") == "track" and e.get("key") == "purchase"
-    ]
-    assert len(purchases) == 1, guide_server.events()
+    events = stored_events(guide_server)
+    purchases = [e for e in events if e.get("kind") == "track" and e.get("key") == "purchase"]
+    assert len(purchases) == 1, events
     (purchase,) = purchases
     assert purchase["identifiers"] == {"USER": "u_1"}
     assert purchase["value"] == pytest.approx(149.99)

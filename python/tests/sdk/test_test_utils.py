@@ -234,8 +234,7 @@ def test_if_match_is_an_or_over_values_and_and_match_an_and_over_clauses():
     )
     mock = serve(flag)
     assert flag.build().definition["allocations"][0]["rule"] == (
-        "${fn:contains(_avsb_present, '|user.plan|') && (plan == 'pro' || plan == 'team')"
-        " && fn:contains(_avsb_present, '|user.country|') && (country == 'US' || country == 'CA')}"
+        "${!empty plan && (plan == 'pro' || plan == 'team') && !empty country && (country == 'US' || country == 'CA')}"
     )
     for plan, country, expected in [
         ("pro", "US", True),
@@ -271,8 +270,9 @@ def test_a_missing_attribute_never_matches_a_clause_even_negated():
     assert mock.for_user(user(plan="free")).get_string_flag("f", None) == "negated"
     d = mock.for_user(user()).get_string_flag_details("f", None)
     assert (d.value, d.error_code) == ("fallthrough", None)
-    # None counts as absent, as in LaunchDarkly.
+    # None counts as absent, as in LaunchDarkly; so does '' (the schema's default for an attribute).
     assert mock.for_user(user(plan=None)).get_string_flag("f", None) == "fallthrough"
+    assert mock.for_user(user(plan="")).get_string_flag("f", None) == "fallthrough"
 
 
 def test_numbers_and_bools_compare_unquoted():
@@ -311,7 +311,6 @@ def test_if_match_without_values_never_matches():
         "' || true || '",
         "${nested}",
         "caf\u00e9 \u2603",
-        "",
     ],
 )
 def test_rule_values_are_quoted_and_escaped(value):
@@ -324,10 +323,12 @@ def test_rule_values_are_quoted_and_escaped(value):
 
 def test_the_escaped_literal_text():
     rule = TestData.flag("f").if_match("name", "it's a \\ test").then_return(True).build().definition["allocations"][0]["rule"]
-    assert rule == "${fn:contains(_avsb_present, '|user.name|') && name == 'it\\'s a \\\\ test'}"
+    assert rule == "${!empty name && name == 'it\\'s a \\\\ test'}"
 
 
-def test_if_match_context_reads_the_attribute_of_that_kind():
+def test_if_match_context_reads_the_attribute_whichever_kind_carries_it():
+    # Context variables have one namespace, in the mock as in production: a multi-context's
+    # attributes are variables whatever the kind that carries them.
     flag = (
         TestData.flag("f")
         .fallthrough_variation(False)
@@ -336,13 +337,25 @@ def test_if_match_context_reads_the_attribute_of_that_kind():
     mock = serve(flag)
     both = {"kind": "multi", "user": {"key": "u"}, "account": {"key": "a", "tier": "gold"}}
     assert mock.for_user(both).get_bool_flag("f", None) is True
-    # The user's own 'tier' is not the account's.
-    assert mock.for_user(user(tier="gold")).get_bool_flag("f", None) is False
-    # And if_match() is about the user kind only.
+    assert mock.for_user(user(tier="gold")).get_bool_flag("f", None) is True
+    assert mock.for_user(user(tier="silver")).get_bool_flag("f", None) is False
     user_rule = TestData.flag("g").fallthrough_variation(False).if_match("tier", "gold").then_return(True)
     mock.update(user_rule)
-    assert mock.for_user(both).get_bool_flag("g", None) is False
-    assert mock.for_user(user(tier="gold")).get_bool_flag("g", None) is True
+    assert mock.for_user(both).get_bool_flag("g", None) is True
+
+
+def test_an_empty_string_is_an_absent_attribute():
+    flag = (
+        TestData.flag("f")
+        .variations("empty", "not-empty", "fallthrough")
+        .if_match("name", "").then_return(0)
+        .if_not_match("name", "").then_return(1)
+        .fallthrough_variation(2)
+    )
+    mock = serve(flag)
+    assert mock.for_user(user(name="")).get_string_flag("f", None) == "fallthrough"
+    assert mock.for_user(user()).get_string_flag("f", None) == "fallthrough"
+    assert mock.for_user(user(name="x")).get_string_flag("f", None) == "not-empty"
 
 
 def test_if_not_match_context_and_the_context_forms_of_and():
@@ -376,7 +389,7 @@ def test_raw_rules():
         .fallthrough_variation(2)
     )
     definition = flag.build().definition
-    assert definition["allocations"][0]["rule"] == "${(age >= 18) && fn:contains(_avsb_present, '|user.country|') && country == 'US'}"
+    assert definition["allocations"][0]["rule"] == "${(age >= 18) && !empty country && country == 'US'}"
     assert definition["allocations"][1]["rule"] == "${age >= 18}"
     mock = serve(flag)
     assert mock.for_user(user(age=30, country="US")).get_string_flag("f", None) == "adult-us"
@@ -719,7 +732,7 @@ def test_a_matrix_as_a_dict_with_builder_rules_and_a_schema():
 # -- the builder refuses what cannot work -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("attribute", ["first-name", "2fa", "key", "kind", "and", "empty", "account", "USER", "_avsb_x", 3])
+@pytest.mark.parametrize("attribute", ["first-name", "2fa", "key", "kind", "and", "empty", "account", "USER", 3])
 def test_attributes_a_rule_cannot_read_raise(attribute):
     with pytest.raises((ValueError, TypeError)):
         TestData.flag("f").if_match(attribute, "x")
@@ -789,7 +802,7 @@ def test_every_built_flag_compiles_without_diagnostics(flag):
     serve(flag)
 
 
-def test_the_presence_variable_does_not_leak_into_events():
+def test_events_carry_the_contexts_identifiers_only():
     mock = serve(TestData.flag("f").if_match("plan", "pro").then_return(False))
     scope = mock.for_user({"kind": "multi", "user": {"key": "u", "plan": "pro"}, "account": {"key": "a"}})
     assert scope.get_bool_flag("f", None) is False

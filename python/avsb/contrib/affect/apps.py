@@ -12,4 +12,4 @@ class AffectConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from avsb.contrib.affect import signals  # noqa: F401 - connects cache invalidation
+        from avsb.contrib.affect import checks, signals  # noqa: F401 - registers the checks, connects cache invalidation

@@ -10,6 +10,7 @@
 | ``AFFECTED_HTTPONLY_COOKIE`` | ``False`` | (ours) set the ``dac_``/``dact_`` cookies' ``HttpOnly`` attribute; by default page JavaScript may read them, as with django-affect |
 | ``AFFECTED_ID_COOKIE`` | ``'affect_uid'`` | (ours) the anonymous id percent criteria hash, for visitors who are not logged in |
 | ``AFFECTED_ID_COOKIE_AGE`` | one year | (ours) its lifetime in seconds |
+| ``AFFECTED_CHANGE_CHECK_SECONDS`` | ``1.0`` | (ours) how often, at most, each process reads the change counter (one row) to drop what its cache holds after a change made elsewhere; ``None`` turns the check off |
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "AFFECTED_HTTPONLY_COOKIE": False,
     "AFFECTED_ID_COOKIE": "affect_uid",
     "AFFECTED_ID_COOKIE_AGE": 365 * 24 * 60 * 60,
+    "AFFECTED_CHANGE_CHECK_SECONDS": 1.0,
 }
 
 
@@ -48,6 +50,11 @@ def check() -> None:
         raise ImproperlyConfigured(f"AFFECTED_NONENTRY_DOMAINS must be a list of host names, not {domains!r}")
     if not isinstance(get("AFFECTED_ID_COOKIE"), str) or not get("AFFECTED_ID_COOKIE"):
         raise ImproperlyConfigured("AFFECTED_ID_COOKIE must be a cookie name")
+    interval = get("AFFECTED_CHANGE_CHECK_SECONDS")
+    if interval is not None and (isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval >= 0):
+        raise ImproperlyConfigured(
+            f"AFFECTED_CHANGE_CHECK_SECONDS must be a number of seconds (0 or more) or None, not {interval!r}"
+        )
     from django.core.cache import caches
 
     try:

@@ -25,6 +25,7 @@ from avsb.contrib.affect.utils import (
     cache_criteria,
     forget_rolled_back_changes,
     meets_criteria,
+    notice_changes,
 )
 
 __all__ = ["AffectMiddleware", "meets_criteria"]
@@ -51,6 +52,7 @@ class AffectMiddleware(MiddlewareMixin):
         request.affected_persist = {}
         try:
             forget_rolled_back_changes()
+            notice_changes()
             flags = self.affected_flags(request)
         except Exception:  # noqa: BLE001 - a request is never broken by flags
             logger.exception("affect: evaluating criteria failed; no flags for this request")

@@ -1,4 +1,5 @@
-"""django-affect's models, field for field (docs/django-affect.md §1.1): ``Flag`` and ``Criteria``."""
+"""django-affect's models, field for field (docs/django-affect.md §1.1): ``Flag`` and ``Criteria``;
+and ``ChangeCounter``, the layer's own one-row table that tells every process a change was made."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.db import models
 # django-affect's name for the clock its models read (its tests stub ``models.datetime.now``).
 from django.utils import timezone as datetime
 
-__all__ = ["Criteria", "Flag", "DEVICE_UNKNOWN", "DEVICE_DESKTOP", "DEVICE_MOBILE", "DEVICE_SIMPLE", "datetime"]
+__all__ = ["ChangeCounter", "Criteria", "Flag", "DEVICE_UNKNOWN", "DEVICE_DESKTOP", "DEVICE_MOBILE", "DEVICE_SIMPLE", "datetime"]
 
 DEVICE_UNKNOWN = 0
 DEVICE_DESKTOP = 1
@@ -139,3 +140,20 @@ class Criteria(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.modified = datetime.now()
         super().save(*args, **kwargs)
+
+
+class ChangeCounter(models.Model):
+    """One row (``id`` 1) whose ``count`` every change to criteria, flags or their relations
+    increments, in the change's own transaction. Each process reads it at most once every
+    ``AFFECTED_CHANGE_CHECK_SECONDS`` and, when it moved, drops what its cache holds, so a change
+    made in one process reaches the others whatever the cache backend (``utils.notice_changes``).
+    Not in django-affect, whose tables and cache keys are unchanged."""
+
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "affect_changes"
+        verbose_name = "change counter"
+
+    def __str__(self) -> str:
+        return f"{self.count} changes"

@@ -8,8 +8,15 @@ against it (stubbing ``cache.get``, ``meets_criteria`` or ``cache_criteria``) ke
   check that matches decides, in django-affect's order.
 * ``cache_criteria`` fills ``criteria:<name>``, ``criteria:<name>:flags``, ``:users`` and
   ``:groups`` with ``cache.add``; ``uncache_criteria`` and ``uncache_flag`` invalidate them with
-  a null placeholder that lives 5 seconds. Nothing is kept in the process, so any cache backend,
-  ``DummyCache`` included, sees a change at once (docs/django-affect.md §2.2).
+  a null placeholder that lives 5 seconds. No criteria or flag is kept in the process, so a
+  shared cache backend, or ``DummyCache``, sees a change at once (docs/django-affect.md §2.2).
+
+Beyond django-affect, and without touching its keys: every change also increments one row in
+the database, the change counter (``models.ChangeCounter``), and each process reads it at most
+once every ``AFFECTED_CHANGE_CHECK_SECONDS`` (``notice_changes``). When it moved, the process
+puts the same 5-second placeholders on every key of every criteria and flag, so a cache that
+each process keeps for itself (``LocMemCache``) converges too, within about a second; the
+system check ``avsb.W001`` still recommends a shared one.
 
 What differs, on purpose (docs/django-affect.md §2.5):
 
@@ -28,8 +35,10 @@ What differs, on purpose (docs/django-affect.md §2.5):
 from __future__ import annotations
 
 import json
+import logging
 import random  # noqa: F401 - django-affect's tests stub ``affect.utils.random``; the draw is a hash here
 import threading
+import time
 import uuid
 from decimal import Decimal
 from functools import lru_cache
@@ -37,11 +46,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 from django.core.cache import caches
-from django.db import connections, transaction
+from django.core.cache.backends.dummy import DummyCache
+from django.db import DatabaseError, connections, transaction
+from django.db.models import F
 
 from avsb import _native
 from avsb.contrib.affect import conf
-from avsb.contrib.affect.models import DEVICE_DESKTOP, DEVICE_MOBILE, DEVICE_SIMPLE, Criteria
+from avsb.contrib.affect.models import DEVICE_DESKTOP, DEVICE_MOBILE, DEVICE_SIMPLE, ChangeCounter, Criteria, Flag
 
 __all__ = [
     "ALL_CRITERIA_KEY",
@@ -54,11 +65,14 @@ __all__ = [
     "detect_device",
     "flag_is_affected",
     "meets_criteria",
+    "notice_changes",
     "set_persist_criteria",
     "uncache_criteria",
     "uncache_flag",
 ]
 
+
+logger = logging.getLogger("avsb.affect")
 
 
 class _AffectCache:
@@ -146,6 +160,7 @@ def meets_criteria(request: Any, criteria_name: Any) -> bool:
     """Whether the request meets the criteria (a ``Criteria`` or its name); False for a
     criteria that does not exist. The first check that matches decides."""
     forget_rolled_back_changes()
+    notice_changes()
     criteria = cache.get(CRITERIA_KEY % criteria_name)
     # A criteria named "all" shares its key with the list of all criteria (django-affect's
     # keys); what that key holds is used only if it is a criteria (docs/django-affect.md §1.4.6).
@@ -370,10 +385,12 @@ def keys_of(criteria: Any) -> list[str]:
 
 def changed(keys: list[str], using: str = "default", again: Any = None) -> None:
     """Called for every change to criteria, flags or their relations, after the immediate
-    invalidation: ``again`` (the same invalidation) runs once more after the commit, for the
-    requests of other processes that cached the old rows in the meantime; and if the
-    transaction (or the savepoint the change was made in) is rolled back instead, the next
-    request clears ``keys``."""
+    invalidation: the change counter is incremented in the change's transaction (for the
+    processes whose cache this one cannot reach); ``again`` (the same invalidation) runs once
+    more after the commit, for the requests of other processes that cached the old rows in the
+    meantime; and if the transaction (or the savepoint the change was made in) is rolled back
+    instead, the next request clears ``keys``."""
+    count_change(using)
     connection = connections[using]
     if not connection.in_atomic_block:
         return
@@ -402,3 +419,92 @@ def forget_rolled_back_changes() -> None:
     keys = sorted({key for p in done if not p.committed for key in p.keys})
     if keys:
         cache.delete_many(keys)
+
+
+# -- changes made in other processes ------------------------------------------------------------
+
+
+def count_change(using: str = "default") -> None:
+    """Increments the change counter in the current transaction (so a rolled-back change moves
+    it back, and a committed one is seen with it). A counter that cannot be written (the
+    migration that makes it not applied yet) is logged; the change itself goes on."""
+    try:
+        # A savepoint: a failed statement must not spoil the transaction of the change.
+        with transaction.atomic(using=using):
+            if not ChangeCounter.objects.using(using).filter(pk=1).update(count=F("count") + 1):
+                ChangeCounter.objects.using(using).create(pk=1, count=1)
+    except DatabaseError:
+        logger.warning(
+            "affect: could not count a change in the affect_changes table (run manage.py migrate): other "
+            "processes see the change only through the cache",
+            exc_info=True,
+        )
+
+
+_UNREAD = object()
+
+
+class _ChangeWatch:
+    """What this process last read of the change counter, and when it reads it next."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.next_check = 0.0
+        self.count: Any = _UNREAD
+        # The criteria and flag names of the last read: a name deleted since still has keys here.
+        self.criteria: frozenset[str] = frozenset()
+        self.flags: frozenset[str] = frozenset()
+        self.warned = False
+
+
+_watch = _ChangeWatch()
+
+
+def notice_changes() -> None:
+    """At most once every ``AFFECTED_CHANGE_CHECK_SECONDS`` per process, reads the change
+    counter (one row); when it moved since the last read, a change was made, perhaps in another
+    process whose invalidation never reached this process's cache, so every criteria and flag
+    key gets the 5-second placeholder a change gives it (django-affect's keys and protocol,
+    unchanged). Never raises."""
+    # Called for every criteria of every request: the clock first, the setting only when due.
+    now = time.monotonic()
+    if now < _watch.next_check:
+        return
+    interval = conf.get("AFFECTED_CHANGE_CHECK_SECONDS")
+    with _watch.lock:
+        if now < _watch.next_check:
+            return
+        # Turned off: the setting is looked at again a second later.
+        _watch.next_check = now + (1.0 if interval is None else interval)
+    if interval is None:
+        return
+    try:
+        _read_the_counter()
+    except DatabaseError:
+        if not _watch.warned:
+            _watch.warned = True
+            logger.warning(
+                "affect: cannot read the change counter (the affect_changes table; run manage.py migrate): a "
+                "change made in another process reaches this one only through the cache",
+                exc_info=True,
+            )
+
+
+def _read_the_counter() -> None:
+    if isinstance(caches[conf.get("AFFECTED_CACHE_NAME")], DummyCache):
+        return  # nothing is cached, so nothing can be stale
+    count = ChangeCounter.objects.filter(pk=1).values_list("count", flat=True).first()
+    previous, _watch.count = _watch.count, count
+    if previous is not _UNREAD and count == previous:
+        return
+    known = (_watch.criteria, _watch.flags)
+    _watch.criteria = frozenset(Criteria.objects.values_list("name", flat=True))
+    _watch.flags = frozenset(Flag.objects.values_list("name", flat=True))
+    if previous is _UNREAD:
+        return  # the first read: whatever is cached was cached after it
+    placeholders: dict[str, None] = {ALL_CRITERIA_KEY: None}
+    for name in known[0] | _watch.criteria:
+        placeholders.update(dict.fromkeys(keys_of(name)))
+    for name in known[1] | _watch.flags:
+        placeholders[FLAG_CONFLICTS_KEY % name] = None
+    cache.set_many(placeholders, PLACEHOLDER_SECONDS)

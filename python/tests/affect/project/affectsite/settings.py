@@ -47,6 +47,10 @@ TEMPLATES = [
 ]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "affect-tests"}}
+# These tests count the layer's queries and cache calls exactly (django-affect's protocol): the
+# once-a-second read of the change counter is off here, and on in test_changes.py and
+# test_workers.py, which test it.
+AFFECTED_CHANGE_CHECK_SECONDS = None
 AUTH_PASSWORD_VALIDATORS = []
 USE_TZ = True
 STATIC_URL = "/static/"

@@ -14,4 +14,5 @@ urlpatterns = [
     path("beta/", views.beta_only, name="beta-only"),
     path("not-beta/", views.not_beta, name="not-beta"),
     path("beta-or-home/", views.beta_or_home, name="beta-or-home"),
+    path("worker/", views.worker, name="worker"),
 ]

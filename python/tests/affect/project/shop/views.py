@@ -1,3 +1,6 @@
+import os
+import time
+
 from django.http import JsonResponse
 from django.shortcuts import render
 
@@ -34,3 +37,11 @@ def not_beta(request):
 @affected("beta", redirect_to="home")
 def beta_or_home(request):
     return JsonResponse({"beta": True})
+
+
+def worker(request):
+    """Which process answered and the flags it found (test_workers.py tells gunicorn's workers
+    apart); ``?hold=0.05`` keeps the worker busy that long, so that requests sent together
+    spread over the workers."""
+    time.sleep(min(float(request.GET.get("hold", 0)), 0.5))
+    return JsonResponse({"pid": os.getpid(), "flags": list(request.affected_flags)})

@@ -28,16 +28,18 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
-AVSB_SDK_KEY = os.environ['AVSB_SDK_KEY']
+AVSB_SDK_KEY = os.environ.get('AVSB_SDK_KEY') # the environment's SDK key; tests that use MockAvsbServer need none
+AVSB_BASE_URL = os.environ.get('AVSB_BASE_URL', 'http://127.0.0.1:8080') # where avsb serve listens
 
 # From the guide: AvsbMiddleware sits before AuthenticationMiddleware, and this still works
 # because request.avsb is built only when a view first reads it.
+from avsb.contrib.wsgi import avsb_anonymous_key  # noqa: E402
 AVSB_MIDDLEWARE_OPTIONS = {
-    'context_from': lambda request: {
-        'kind': 'user',
-        'key': str(request.user.id) if request.user.is_authenticated else 'anon',
-        'plan': getattr(request.user, 'plan', 'free'),
-    }
+ 'context_from': lambda request: {
+  'kind': 'user',
+  'key': str(request.user.id) if request.user.is_authenticated else avsb_anonymous_key(request),
+  'plan': getattr(request.user, 'plan', 'free'),
+ }
 }
 
 # Users carry a `plan` (the guide reads `user.plan`) and a text id, so that the demo project's

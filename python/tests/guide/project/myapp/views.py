@@ -31,6 +31,11 @@ def home(request):
     return render(request, 'myapp/home.html')
 
 
+def flags_page(request):
+    """The guide's template sample (myapp/flags.html)."""
+    return render(request, 'myapp/flags.html')
+
+
 def health(request):
     """A view that reads no flag."""
     return HttpResponse('ok')
