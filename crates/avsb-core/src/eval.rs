@@ -83,6 +83,19 @@ impl Reason {
         }
     }
 
+    /// How an exposure event names this reason (`split`, `targeted`, `forced`, `default`) and
+    /// the allocation that matched; `None` for reasons that assign no bucket. Only `split`
+    /// exposures say anything about the split, so only they enter experiment results.
+    pub fn exposure(&self) -> Option<(&'static str, Option<usize>)> {
+        match self {
+            Reason::Allocation(i) => Some(("split", Some(*i))),
+            Reason::MinLive(i) => Some(("default", Some(*i))),
+            Reason::Targeted => Some(("targeted", None)),
+            Reason::Forced => Some(("forced", None)),
+            _ => None,
+        }
+    }
+
     /// The reason as JSON: `{"code": "allocation", "allocation": 1}`.
     pub fn to_json(&self) -> serde_json::Value {
         match self {

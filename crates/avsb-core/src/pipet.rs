@@ -94,8 +94,20 @@ pub fn identify_explained(
 /// Writes the same `data` object as [`identify`] straight into `out` as JSON text, without
 /// building a JSON tree: the server's hot path.
 pub fn identify_to(matrix: &CompiledMatrix, params: &IdentifyParams, out: &mut Vec<u8>) -> Result<(), RequestError> {
+    identify_to_observed(matrix, params, out, |_, _| {})
+}
+
+/// [`identify_to`], handing the evaluation and the request to `observe` (the server records
+/// exposures from them) before writing.
+pub fn identify_to_observed(
+    matrix: &CompiledMatrix,
+    params: &IdentifyParams,
+    out: &mut Vec<u8>,
+    observe: impl FnOnce(&crate::eval::Evaluation<'_>, &crate::eval::Request<'_>),
+) -> Result<(), RequestError> {
     with_request(matrix, params, |request, context| {
         let evaluation = matrix.evaluate(request);
+        observe(&evaluation, request);
         out.extend_from_slice(b"{\"groups\":");
         evaluation.write_groups(out);
         out.extend_from_slice(b",\"context\":{");

@@ -31,6 +31,8 @@ pub enum Event {
         bucket: i32,
         bucket_name: String,
         version: Option<String>,
+        reason: &'static str,
+        allocation: Option<usize>,
         time: i64,
     },
     Track {
@@ -45,15 +47,19 @@ pub enum Event {
 impl Event {
     fn to_json(&self) -> Json {
         match self {
-            Event::Exposure { identifier_type, identifier, test, bucket, bucket_name, version, time } => {
+            Event::Exposure { identifier_type, identifier, test, bucket, bucket_name, version, reason, allocation, time } => {
                 let mut e = json!({
                     "kind": "exposure",
                     "identifiers": { &**identifier_type: identifier },
                     "test": &**test,
                     "bucket": bucket,
                     "bucketName": bucket_name,
+                    "reason": reason,
                     "time": time,
                 });
+                if let Some(a) = allocation {
+                    e["allocation"] = Json::from(*a);
+                }
                 if let Some(v) = version {
                     e["version"] = Json::from(v.as_str());
                 }
@@ -93,6 +99,22 @@ pub struct EventBuffer {
     pub counts: EventCounts,
 }
 
+/// A random (version 4) UUID naming one batch.
+pub fn batch_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No randomness from the OS: the time and a counter still name the batch uniquely here.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        bytes[..8].copy_from_slice(&now_millis().to_le_bytes());
+        bytes[8..].copy_from_slice(&(n ^ u64::from(std::process::id())).to_le_bytes());
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
 /// Milliseconds since the epoch, now.
 pub fn now_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
@@ -120,6 +142,8 @@ impl EventBuffer {
     }
 
     /// Records that `identifier` saw `bucket` of `test`, unless it was recorded already.
+    /// `reason` says how the bucket was reached (`split`, `targeted`, `default`) and
+    /// `allocation` which allocation matched.
     #[allow(clippy::too_many_arguments)]
     pub fn exposure(
         &mut self,
@@ -129,6 +153,8 @@ impl EventBuffer {
         bucket: i32,
         bucket_name: &str,
         version: Option<&str>,
+        reason: &'static str,
+        allocation: Option<usize>,
     ) {
         let mut h = FxHasher::default();
         (test, identifier, &**identifier_type, bucket, version).hash(&mut h);
@@ -151,6 +177,8 @@ impl EventBuffer {
             bucket,
             bucket_name: bucket_name.to_string(),
             version: version.map(str::to_string),
+            reason,
+            allocation,
             time: now_millis(),
         };
         if self.push(event) {
@@ -201,14 +229,15 @@ impl EventBuffer {
         }
     }
 
-    /// Takes up to `max` events as one request body: `{"events": [...]}`.
+    /// Takes up to `max` events as one request body: `{"batchId": "<uuid>", "events": [...]}`.
+    /// The sender re-sends the same body on a retry, so the server stores the batch once.
     pub fn drain(&mut self, max: usize) -> Option<Vec<u8>> {
         let n = self.queue.len().min(max.clamp(1, MAX_BATCH));
         if n == 0 {
             return None;
         }
         let events: Vec<Json> = self.queue.drain(..n).map(|e| e.to_json()).collect();
-        serde_json::to_vec(&json!({ "events": events })).ok()
+        serde_json::to_vec(&json!({ "batchId": batch_id(), "events": events })).ok()
     }
 
     pub fn len(&self) -> usize {

@@ -84,7 +84,10 @@ impl Scope {
             Some(_) => test_objects.identifier_type.clone(),
             None => Arc::from(data.default_identifier_type.as_str()),
         };
-        self.shared.events().exposure(&identifier_type, identifier, assignment.test, bucket.value, &bucket.name, assignment.version);
+        let Some((reason, allocation)) = assignment.reason.exposure() else { return };
+        let test = assignment.test;
+        let version = assignment.version;
+        self.shared.events().exposure(&identifier_type, identifier, test, bucket.value, &bucket.name, version, reason, allocation);
     }
 
     /// One typed flag call. The variant, the reason and the versions are worked out only when

@@ -136,8 +136,103 @@ pub async fn ensure(state: &AppState, data_dir: &Path) -> Result<DemoSecrets, De
     state.create_project(spec, "demo").await?;
     let secrets = issue(state).await?;
     save(&path, &secrets)?;
+    seed_results(state).await?;
     tracing::info!("created the demo project '{PROJECT}'");
     Ok(secrets)
+}
+
+/// The environment whose `checkout-v2` gets simulated results.
+pub const RESULTS_ENVIRONMENT: &str = "production";
+/// Simulated visitors of the demo experiment.
+const SIMULATED_UNITS: u64 = 4000;
+
+/// A small deterministic generator (xorshift64*): the demo's numbers are the same every time.
+struct Simulation(u64);
+
+impl Simulation {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Gives the demo two metrics and a simulated run of `checkout-v2` in production, so the
+/// console's Results tab and `avsb results` show something on the first start: 4,000
+/// visitors bucketed by the real matrix; the new checkout converts 13% of them against 10%.
+async fn seed_results(state: &AppState) -> Result<(), DemoError> {
+    use crate::results::metric::{Capping, Direction, MetricDefinition, MetricType};
+    let metric = |name: &str, description: &str, metric_type, capping| MetricDefinition {
+        name: name.into(),
+        description: description.into(),
+        event: "purchase".into(),
+        metric_type,
+        denominator: None,
+        direction: Direction::Higher,
+        window_hours: Some(72.0),
+        guardrail: false,
+        capping,
+    };
+    let conversion = metric("Purchase rate", "Visitors who bought within 3 days.", MetricType::Conversion, None);
+    let revenue =
+        metric("Revenue per visitor", "Purchases' value within 3 days, capped at the 99th percentile.", MetricType::Mean, Some(Capping::Percentile(0.99)));
+    state.create_metric(PROJECT, "purchase-rate", &conversion, "demo").await?;
+    state.create_metric(PROJECT, "revenue", &revenue, "demo").await?;
+
+    let snapshot = state.current(PROJECT, RESULTS_ENVIRONMENT)?;
+    let matrix = &snapshot.matrix;
+    let slot = matrix.identifier_slot("USER").ok_or_else(|| DemoError::Embedded("no USER identifier".into()))?;
+    let now = crate::store::now_millis();
+    let mut random = Simulation(0x5EED_CAFE);
+    let mut events = Vec::new();
+    for i in 0..SIMULATED_UNITS {
+        let user = format!("visitor-{i}");
+        let mut request = matrix.request();
+        request.identifiers[slot] = Some(std::borrow::Cow::Borrowed(user.as_str()));
+        let Some(assignment) = matrix.evaluate_test("checkout-v2", &request) else { continue };
+        let (Some(bucket), Some((reason, allocation))) = (assignment.bucket, assignment.reason.exposure()) else { continue };
+        let identifiers = serde_json::json!({"USER": user}).to_string();
+        events.push(crate::store::NewEvent {
+            kind: "exposure".into(),
+            time: now,
+            identifiers: identifiers.clone(),
+            test: Some("checkout-v2".into()),
+            bucket: Some(bucket.value),
+            bucket_name: Some(bucket.name.clone()),
+            version: assignment.version.map(str::to_string),
+            key: None,
+            value: None,
+            properties: None,
+            reason: Some(reason.into()),
+            allocation: allocation.and_then(|a| i64::try_from(a).ok()),
+            dimensions: Some(serde_json::json!({"device": if random.next() < 0.6 { "mobile" } else { "desktop" }}).to_string()),
+        });
+        let rate = if bucket.value == 1 { 0.13 } else { 0.10 };
+        if random.next() < rate {
+            let value = (20.0 + 180.0 * random.next() * random.next()).round();
+            events.push(crate::store::NewEvent {
+                kind: "track".into(),
+                time: now + 1,
+                identifiers,
+                test: None,
+                bucket: None,
+                bucket_name: None,
+                version: None,
+                key: Some("purchase".into()),
+                value: Some(value),
+                properties: None,
+                reason: None,
+                allocation: None,
+                dimensions: None,
+            });
+        }
+    }
+    let environment_id = snapshot.environment_id;
+    for batch in events.chunks(1000) {
+        state.store.insert_events(environment_id, None, None, batch.to_vec()).await?;
+    }
+    Ok(())
 }
 
 async fn issue(state: &AppState) -> Result<DemoSecrets, DemoError> {
@@ -145,7 +240,7 @@ async fn issue(state: &AppState) -> Result<DemoSecrets, DemoError> {
         crate::ops::keys::create_admin_token(&*state.store, "demo", Role::Write, TokenOwner::Instance, "demo").await?;
     let mut sdk_keys = Vec::new();
     for env in ENVIRONMENTS {
-        let (secret, _) = state.create_sdk_key(PROJECT, env, "demo", "demo").await?;
+        let (secret, _) = state.create_sdk_key(PROJECT, env, "demo", false, "demo").await?;
         sdk_keys.push((env.to_string(), secret));
     }
     let mut secrets = DemoSecrets { admin_token, sdk_keys, console_password: String::new() };

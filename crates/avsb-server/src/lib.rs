@@ -26,7 +26,9 @@ pub mod keys;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod recorder;
 pub mod registry;
+pub mod results;
 pub mod routes;
 pub mod store;
 
@@ -84,6 +86,10 @@ pub struct AppState {
     pub options: Options,
     /// Flips to true when the server begins to shut down (streams end then).
     pub shutting_down: watch::Sender<bool>,
+    /// Experiment results already computed.
+    pub results_cache: results::ResultsCache,
+    /// Exposures of remote evaluation waiting to be stored.
+    pub exposure_recorder: recorder::ExposureRecorder,
 }
 
 impl std::fmt::Debug for AppState {
@@ -106,6 +112,8 @@ impl AppState {
             write_locks: WriteLocks::default(),
             options,
             shutting_down,
+            results_cache: results::ResultsCache::default(),
+            exposure_recorder: recorder::ExposureRecorder::default(),
         });
         for (project, env) in state.store.all_environments().await? {
             let revision = state
@@ -145,9 +153,28 @@ pub async fn run(
         tracing::info!("shutting down: finishing in-flight requests");
         signal_state.shutting_down.send_replace(true);
     };
+    let flusher = tokio::spawn(flush_exposures_periodically(Arc::clone(&state)));
+    let final_state = Arc::clone(&state);
     // The peer address is what the console throttles sign-ins by.
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(graceful).await?;
+    let served = axum::serve(listener, service).with_graceful_shutdown(graceful).await;
+    flusher.abort();
+    if let Err(e) = final_state.flush_exposures().await {
+        tracing::error!("the last remote exposures could not be stored: {e}");
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Stores the exposures recorded for remote evaluation every half-second.
+async fn flush_exposures_periodically(state: SharedState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.flush_exposures().await {
+            tracing::error!("remote exposures could not be stored (they are dropped): {e}");
+        }
+    }
 }

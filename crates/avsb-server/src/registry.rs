@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::store::{Environment, Project, Revision, RevisionMeta};
+use crate::store::{ActiveSdkKey, Environment, Project, Revision, RevisionMeta};
 
 /// A stored revision or schema the engine cannot read (only after a manual database edit:
 /// everything written is validated first).
@@ -126,6 +126,8 @@ pub struct KeyEntry {
     pub key_id: i64,
     /// The environment it reads.
     pub environment_id: i64,
+    /// Whether Pipet and OFREP answers with this key record exposures.
+    pub record_exposures: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -210,12 +212,14 @@ impl Registry {
     }
 
     /// Replaces the set of active SDK keys.
-    pub fn set_keys(&self, keys: impl IntoIterator<Item = (Vec<u8>, i64, i64)>) {
+    pub fn set_keys(&self, keys: impl IntoIterator<Item = ActiveSdkKey>) {
         let keys: HashMap<[u8; 32], KeyEntry> = keys
             .into_iter()
-            .filter_map(|(digest, key_id, environment_id)| {
-                let digest: [u8; 32] = digest.try_into().ok()?;
-                Some((digest, KeyEntry { key_id, environment_id }))
+            .filter_map(|key| {
+                let digest: [u8; 32] = key.digest.try_into().ok()?;
+                let entry =
+                    KeyEntry { key_id: key.id, environment_id: key.environment_id, record_exposures: key.record_exposures };
+                Some((digest, entry))
             })
             .collect();
         self.modify(|maps| maps.keys = keys);

@@ -33,6 +33,9 @@ enum Command {
     /// Create and list console users, set their roles, reset their passwords.
     #[command(subcommand)]
     User(crate::serve::UserCommand),
+    /// A test's experiment results from a running server: per metric and variant, units,
+    /// value, lift with its interval, p-value or chance to win; the sample-ratio check.
+    Results(crate::results::ResultsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +113,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
         Command::Serve(args) => crate::serve::serve(args, out),
         Command::Token(command) => crate::serve::token(command, out),
         Command::User(command) => crate::serve::user(command, out),
+        Command::Results(args) => crate::results::results(&args, out),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,6 +24,7 @@ class ScriptedServer:
     def __init__(self, statuses: list[int]):
         self.statuses = list(statuses)
         self.accepted: list[dict] = []
+        self.attempted_batch_ids: list[str | None] = []
         self.attempts = 0
         self.lock = threading.Lock()
         matrix = json.loads(_strip_comments((ROOT / "spec/examples/pipet-example-matrix.json").read_text()))
@@ -52,6 +54,7 @@ class ScriptedServer:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with outer.lock:
                     outer.attempts += 1
+                    outer.attempted_batch_ids.append(json.loads(body).get("batchId"))
                     status = outer.statuses.pop(0) if outer.statuses else 202
                     if status == 202:
                         outer.accepted.append(json.loads(body))
@@ -116,6 +119,10 @@ def test_exposures_and_tracks_reach_the_real_server_deduplicated(fresh_server, m
     events = fresh_server.events()
     exposures = sorted((e["test"], e["bucketName"], e["identifiers"]["USER"]) for e in events if e["kind"] == "exposure")
     assert exposures == [("checkout-v2", "on", "u_1"), ("ui-theme", "dark", "u_1")]
+    # How each bucket was reached travels with the exposure, for the experiment results: u_1 is
+    # one of checkout-v2's targets, and the first allocation of ui-theme matched.
+    reasons = {e["test"]: (e["reason"], e.get("allocation")) for e in events if e["kind"] == "exposure"}
+    assert reasons == {"checkout-v2": ("targeted", None), "ui-theme": ("split", 0)}
     (track,) = [e for e in events if e["kind"] == "track"]
     assert (track["key"], track["value"], track["properties"], track["identifiers"]) == (
         "purchase",
@@ -148,6 +155,20 @@ def test_server_errors_are_retried_until_accepted_without_duplicates(scripted, t
     assert sorted(e["identifiers"]["USER"] for e in server.events()) == sorted(f"r{i}" for i in range(10))
     sdk.close_sync()
     assert len(server.events()) == 10
+
+
+def test_a_retried_batch_keeps_its_batch_id_so_the_server_stores_it_once(scripted, tmp_path):
+    server = scripted([503, 503])
+    sdk = sdk_for(server, tmp_path, flush_interval=60)
+    sdk.for_user({"kind": "user", "key": "a"}).track("one")
+    assert sdk.flush_sync(timeout=20) is True
+    sdk.for_user({"kind": "user", "key": "b"}).track("two")
+    assert sdk.flush_sync(timeout=5) is True
+    first, retry, again, second = server.attempted_batch_ids
+    assert first == retry == again, "every retry of a batch carries its id"
+    assert second != first, "another batch, another id"
+    assert uuid.UUID(first).version == 4
+    sdk.close_sync()
 
 
 def test_a_refused_batch_is_dropped_not_retried(scripted, tmp_path, caplog):

@@ -142,7 +142,7 @@ pub async fn create_key(
     let (project, role) = settings_access(&state, &form.signed, &key, true).await?;
     let name = form.text("name");
     let actor = form.signed.user.username.clone();
-    match state.create_sdk_key(&project.key, &env, &name, &actor).await {
+    match state.create_sdk_key(&project.key, &env, &name, false, &actor).await {
         Ok((secret, info)) => {
             let label = format!("SDK key '{}' for {env}", info.name);
             environments_page(&state, &form.signed, base.clone(), &project, role, Some(NewSecret { label, secret }), Vec::new()).await

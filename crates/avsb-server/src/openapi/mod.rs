@@ -24,6 +24,7 @@ pub mod schemas;
         (name = "ofrep", description = r#"The OpenFeature Remote Evaluation Protocol: single and bulk evaluation."#),
         (name = "sdk", description = r#"What SDKs that evaluate locally read: the datafile (with ETag) and its change stream."#),
         (name = "events", description = r#"Exposure and track events from SDKs."#),
+        (name = "results", description = r#"Metrics and experiment results: per variant, units and each metric's sufficient statistics, lift with its interval, p-value or chance to win, and the sample-ratio check."#),
         (name = "ops", description = r#"Health, metrics and this document. No credentials."#)
     ),
     components(schemas(schemas::ConflictError, schemas::OfrepErrorDetails), responses(responses::Unauthorized, responses::Forbidden, responses::NotFound, responses::Conflict, responses::PayloadTooLarge, responses::Unprocessable, responses::InternalError, responses::PipetUnauthorized, responses::OfrepUnauthorized)),

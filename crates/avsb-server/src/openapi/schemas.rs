@@ -530,6 +530,30 @@ pub struct ExposureEvent {
     pub bucket_name: Option<String>,
     /// The test or matrix version evaluated (text up to 256 bytes).
     pub version: Option<Value>,
+    /// How the bucket was reached: `split` (hashed into an allocation's ranges), `targeted`,
+    /// `forced` or `default` (`default_to_min_live`). Only `split` exposures, and those without
+    /// a reason, enter experiment results.
+    pub reason: Option<ExposureReason>,
+    /// The 0-based index of the allocation that matched.
+    #[schema(minimum = 0, maximum = 10000)]
+    pub allocation: Option<i64>,
+    /// Context values to break results down by (at most 8; numbers and booleans are stored as text).
+    #[schema(value_type = Option<BTreeMap<String, Object>>, example = json!({"device": "mobile"}))]
+    pub dimensions: Option<BTreeMap<String, Value>>,
+}
+
+/// How an exposure's bucket was reached.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExposureReason {
+    /// Hashed into an allocation's ranges.
+    Split,
+    /// The test's targets.
+    Targeted,
+    /// Force groups.
+    Forced,
+    /// An allocation's `default_to_min_live`.
+    Default,
 }
 
 /// Something the user did (a conversion, a metric).
@@ -572,6 +596,10 @@ pub enum EventBatch {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventBatchForm1 {
+    /// A UUID the sender keeps for every retry of this batch: a batch id stored before stores
+    /// nothing again.
+    #[schema(format = "uuid")]
+    pub batch_id: Option<String>,
     pub events: Vec<Event>,
 }
 
@@ -737,9 +765,11 @@ pub struct PipetIdentifiersEnvelope {
 /// A stored event batch.
 #[derive(Serialize, ToSchema)]
 pub struct Accepted {
-    /// How many events were stored.
+    /// How many events were stored (for a repeated batch, how many were stored the first time).
     #[schema(minimum = 0)]
     pub accepted: i64,
+    /// The batch id had been stored before; nothing was stored this time.
+    pub duplicate: Option<bool>,
 }
 
 /// A batch refused whole: one event is invalid, or the batch itself is.

@@ -93,15 +93,17 @@ impl AppState {
         project: &str,
         environment: &str,
         name: &str,
+        record_exposures: bool,
         actor: &str,
     ) -> WriteResult<(String, SdkKeyInfo)> {
         check_name(name)?;
         let snapshot = self.current(project, environment)?;
         let secret = keys::generate(SecretKind::SdkKey).map_err(WriteError::internal)?;
-        let info = self.store.create_sdk_key(snapshot.environment_id, name.trim(), &secret.digest, &secret.prefix).await?;
+        let (environment_id, digest, prefix) = (snapshot.environment_id, &secret.digest, &secret.prefix);
+        let info = self.store.create_sdk_key(environment_id, name.trim(), digest, prefix, record_exposures).await?;
         self.reload_keys().await?;
         tracing::info!(project, environment, key = info.id, "SDK key created");
-        let details = json!({"id": info.id, "name": info.name, "prefix": info.prefix});
+        let details = json!({"id": info.id, "name": info.name, "prefix": info.prefix, "recordExposures": record_exposures});
         audit(&*self.store, actor, "sdk_key.create", Some(snapshot.project_id), environment, details).await;
         Ok((secret.secret, info))
     }
@@ -116,6 +118,28 @@ impl AppState {
         tracing::info!(project, environment, key = key_id, "SDK key revoked");
         audit(&*self.store, actor, "sdk_key.revoke", Some(snapshot.project_id), environment, json!({"id": key_id})).await;
         Ok(())
+    }
+
+    /// Turns an SDK key's recording of remote exposures (its Pipet and OFREP answers) on or off.
+    pub async fn set_sdk_key_recording(
+        &self,
+        project: &str,
+        environment: &str,
+        key_id: i64,
+        record_exposures: bool,
+        actor: &str,
+    ) -> WriteResult<SdkKeyInfo> {
+        let snapshot = self.current(project, environment)?;
+        if !self.store.set_sdk_key_recording(snapshot.environment_id, key_id, record_exposures).await? {
+            return Err(WriteError::NotFound(format!("no active SDK key {key_id} in environment '{environment}'")));
+        }
+        self.reload_keys().await?;
+        let details = json!({"id": key_id, "recordExposures": record_exposures});
+        audit(&*self.store, actor, "sdk_key.update", Some(snapshot.project_id), environment, details).await;
+        let keys = self.store.list_sdk_keys(snapshot.environment_id).await?;
+        keys.into_iter()
+            .find(|k| k.id == key_id)
+            .ok_or_else(|| WriteError::NotFound(format!("no active SDK key {key_id} in environment '{environment}'")))
     }
 
     /// Re-reads the active SDK keys into the registry.

@@ -18,6 +18,7 @@ pub mod diff;
 pub mod edit;
 pub mod input;
 pub mod keys;
+pub mod metrics;
 pub mod preview;
 pub mod projects;
 pub mod write;

@@ -17,7 +17,7 @@ use crate::openapi::{responses, schemas};
 use crate::auth::SdkClient;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::extract::{parse_json, read_body};
-use crate::store::{now_millis, NewEvent};
+use crate::store::{now_millis, BatchOutcome, NewEvent};
 use crate::SharedState;
 
 /// The largest batch body.
@@ -66,6 +66,71 @@ fn kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// How an exposure's bucket was reached: hashing into an allocation's ranges (`split`), the
+/// test's targets, force groups, or an allocation's `default_to_min_live` (`default`). Only
+/// `split` exposures enter an experiment's analysis; an exposure without a reason counts as
+/// `split` (SDKs older than the field).
+pub const EXPOSURE_REASONS: [&str; 4] = ["split", "targeted", "forced", "default"];
+/// The largest allocation index an exposure may name.
+const MAX_ALLOCATION: i64 = 10_000;
+/// The most dimensions on one exposure.
+pub const MAX_DIMENSIONS: usize = 8;
+/// The longest dimension name.
+const MAX_DIMENSION_NAME: usize = 64;
+
+/// An exposure's `dimensions`: names to text (numbers and booleans are written as text).
+fn read_dimensions(event: &Map<String, Value>, index: usize) -> ApiResult<Option<String>> {
+    let dims = match event.get("dimensions") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(dims)) => dims,
+        Some(other) => return Err(invalid(index, "dimensions", format!("must be an object, not {}", kind(other)))),
+    };
+    if dims.len() > MAX_DIMENSIONS {
+        return Err(invalid(index, "dimensions", format!("has {} entries; the limit is {MAX_DIMENSIONS}", dims.len())));
+    }
+    let mut out = Map::new();
+    for (name, value) in dims {
+        let field = format!("dimensions.{name}");
+        if name.is_empty() || name.len() > MAX_DIMENSION_NAME {
+            return Err(invalid(index, "dimensions", format!("names must be 1 to {MAX_DIMENSION_NAME} bytes long")));
+        }
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Null => continue,
+            other => return Err(invalid(index, &field, format!("must be a string, number or boolean, not {}", kind(other)))),
+        };
+        if text.len() > MAX_TEXT {
+            return Err(invalid(index, &field, format!("is {} bytes long; the limit is {MAX_TEXT}", text.len())));
+        }
+        out.insert(name.clone(), Value::String(text));
+    }
+    Ok((!out.is_empty()).then(|| Value::Object(out).to_string()))
+}
+
+/// Whether `text` is a UUID in its usual form (8-4-4-4-12 hexadecimal digits).
+fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A batch's `batchId`: a UUID the sender keeps for every retry of the batch.
+pub fn read_batch_id(doc: &Value) -> ApiResult<Option<String>> {
+    match doc.get("batchId") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id)) if is_uuid(id) => Ok(Some(id.to_ascii_lowercase())),
+        Some(Value::String(id)) => Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            format!("batchId: '{}' is not a UUID (8-4-4-4-12 hexadecimal digits)", id.chars().take(64).collect::<String>()),
+        )
+        .with("field", "batchId")),
+        Some(other) => Err(ApiError::new(ErrorCode::InvalidBody, format!("batchId: must be a UUID string, not {}", kind(other)))
+            .with("field", "batchId")),
     }
 }
 
@@ -128,6 +193,9 @@ pub fn read_event(index: usize, value: &Value, now: i64) -> ApiResult<NewEvent> 
         key: None,
         value: None,
         properties: None,
+        reason: None,
+        allocation: None,
+        dimensions: None,
     };
     if event_kind == "exposure" {
         stored.test = text(event, index, "test", true)?;
@@ -144,6 +212,23 @@ pub fn read_event(index: usize, value: &Value, now: i64) -> ApiResult<NewEvent> 
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => text(event, index, "version", false)?,
         };
+        stored.reason = match text(event, index, "reason", false)? {
+            Some(reason) if EXPOSURE_REASONS.contains(&reason.as_str()) => Some(reason),
+            Some(reason) => {
+                let known = EXPOSURE_REASONS.join("', '");
+                return Err(invalid(index, "reason", format!("must be one of '{known}', not '{reason}'")));
+            }
+            None => None,
+        };
+        stored.allocation = match event.get("allocation") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(i) if (0..=MAX_ALLOCATION).contains(&i) => Some(i),
+                _ => return Err(invalid(index, "allocation", format!("must be an integer from 0 to {MAX_ALLOCATION}"))),
+            },
+            Some(other) => return Err(invalid(index, "allocation", format!("must be an integer, not {}", kind(other)))),
+        };
+        stored.dimensions = read_dimensions(event, index)?;
     } else {
         stored.key = text(event, index, "key", true)?;
         stored.value = match event.get("value") {
@@ -198,10 +283,10 @@ pub fn read_batch(doc: &Value, now: i64) -> ApiResult<Vec<NewEvent>> {
     tag = "events",
     operation_id = "ingestEvents",
     summary = r#"Send exposures and tracked events"#,
-    description = r#"A batch of at most 1000 events (body at most 1 MiB), as `{"events": [...]}` or a bare array. The batch is validated whole: one bad event refuses it (400 naming its `index` and `field`) and nothing is stored. A valid batch is stored before the 202."#,
-    request_body(content = schemas::EventBatch, content_type = "application/json", example = json!({"events": [{"kind": "exposure", "identifiers": {"USER": "user-42"}, "test": "checkout-v2", "bucket": 1, "bucketName": "new", "version": "41"}, {"kind": "track", "identifiers": {"USER": "user-42"}, "key": "purchase", "value": 49.9, "properties": {"currency": "EUR"}}]})),
+    description = r#"A batch of at most 1000 events (body at most 1 MiB), as `{"batchId": "<uuid>", "events": [...]}` or a bare array. The batch is validated whole: one bad event refuses it (400 naming its `index` and `field`) and nothing is stored. A valid batch is stored before the 202. A batch whose `batchId` was stored before (a retry after a lost answer) stores nothing and answers 202 with `duplicate: true` and the count first accepted; send the same `batchId` with every retry of a batch. Exposures may say how the bucket was reached (`reason`: `split`, `targeted`, `forced` or `default`; only `split` exposures, and those without a reason, enter experiment results), which allocation matched (`allocation`, 0-based) and `dimensions` to break results down by (at most 8, text values)."#,
+    request_body(content = schemas::EventBatch, content_type = "application/json", example = json!({"batchId": "6f1c2f9e-0d5b-4b8a-9a51-5d1e2c3b4a79", "events": [{"kind": "exposure", "identifiers": {"USER": "user-42"}, "test": "checkout-v2", "bucket": 1, "bucketName": "new", "version": "41", "reason": "split", "allocation": 0, "dimensions": {"device": "mobile"}}, {"kind": "track", "identifiers": {"USER": "user-42"}, "key": "purchase", "value": 49.9, "properties": {"currency": "EUR"}}]})),
     responses(
-        (status = 202, description = r#"Stored."#, body = schemas::Accepted, content_type = "application/json", example = json!({"accepted": 2})),
+        (status = 202, description = r#"Stored (or stored before, with `duplicate: true`)."#, body = schemas::Accepted, content_type = "application/json", example = json!({"accepted": 2})),
         (status = 400, description = r#"The batch is refused; nothing was stored. `invalid_event` carries `index` and `field`. Codes: `invalid_json`, `unreadable_body`, `invalid_body`, `too_many_events`, `invalid_event`."#, body = schemas::EventBatchError, content_type = "application/json"),
         (status = 401, response = responses::Unauthorized),
         (status = 413, response = responses::PayloadTooLarge),
@@ -210,7 +295,7 @@ pub fn read_batch(doc: &Value, now: i64) -> ApiResult<Vec<NewEvent>> {
     security(("sdkKey" = []), ("sdkApiKey" = []))
 )]
 async fn ingest(State(state): State<SharedState>, client: SdkClient, body: Body) -> Response {
-    let result: ApiResult<usize> = async {
+    let result: ApiResult<BatchOutcome> = async {
         let bytes = read_body(body, MAX_BODY).await?;
         let doc: Value = parse_json(&bytes)?;
         let events = match read_batch(&doc, now_millis()) {
@@ -221,19 +306,28 @@ async fn ingest(State(state): State<SharedState>, client: SdkClient, body: Body)
                 return Err(e);
             }
         };
+        let batch_id = read_batch_id(&doc)?;
         let count = events.len();
         let exposures = events.iter().filter(|e| e.kind == "exposure").count();
-        if count > 0 {
-            let environment_id = client.environment.current().environment_id;
-            state.store.insert_events(environment_id, Some(client.key.key_id), events).await?;
+        if count == 0 {
+            return Ok(BatchOutcome { accepted: 0, duplicate: false });
         }
-        state.metrics.events_accepted("exposure", exposures as u64);
-        state.metrics.events_accepted("track", (count - exposures) as u64);
-        Ok(count)
+        let environment_id = client.environment.current().environment_id;
+        let outcome = state.store.insert_events(environment_id, Some(client.key.key_id), batch_id, events).await?;
+        if !outcome.duplicate {
+            state.metrics.events_accepted("exposure", exposures as u64);
+            state.metrics.events_accepted("track", (count - exposures) as u64);
+        }
+        Ok(outcome)
     }
     .await;
     match result {
-        Ok(count) => (StatusCode::ACCEPTED, Json(json!({"accepted": count}))).into_response(),
+        Ok(BatchOutcome { accepted, duplicate: false }) => {
+            (StatusCode::ACCEPTED, Json(json!({"accepted": accepted}))).into_response()
+        }
+        Ok(BatchOutcome { accepted, duplicate: true }) => {
+            (StatusCode::ACCEPTED, Json(json!({"accepted": accepted, "duplicate": true}))).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::openapi::{responses, schemas};
 use crate::auth::presented_secret;
-use crate::registry::EnvSnapshot;
+use crate::registry::{EnvSnapshot, KeyEntry};
 use crate::extract::read_body;
 use crate::store::now_millis;
 use crate::SharedState;
@@ -51,13 +51,13 @@ fn failure(status: StatusCode, key: Option<&str>, code: &str, details: &str) -> 
 
 // A rejection is a ready response; boxing it would only add an allocation to the error path.
 #[allow(clippy::result_large_err)]
-fn authenticate(state: &SharedState, headers: &HeaderMap) -> Result<std::sync::Arc<EnvSnapshot>, Response> {
+fn authenticate(state: &SharedState, headers: &HeaderMap) -> Result<(KeyEntry, std::sync::Arc<EnvSnapshot>), Response> {
     let secret = presented_secret(headers).ok_or_else(|| {
         reply(StatusCode::UNAUTHORIZED, &json!({"errorDetails": "an SDK key is required: 'Authorization: Bearer <sdk key>'"}))
     })?;
     state
         .sdk_environment(secret)
-        .map(|(_, slot)| slot.current())
+        .map(|(key, slot)| (key, slot.current()))
         .ok_or_else(|| reply(StatusCode::UNAUTHORIZED, &json!({"errorDetails": "unknown or revoked SDK key"})))
 }
 
@@ -221,7 +221,7 @@ fn result(
     security(("sdkKey" = []), ("sdkApiKey" = []))
 )]
 async fn evaluate_one(State(state): State<SharedState>, Path(key): Path<String>, headers: HeaderMap, body: Body) -> Response {
-    let snapshot = match authenticate(&state, &headers) {
+    let (sdk_key, snapshot) = match authenticate(&state, &headers) {
         Ok(s) => s,
         Err(response) => return response,
     };
@@ -236,7 +236,14 @@ async fn evaluate_one(State(state): State<SharedState>, Path(key): Path<String>,
     match snapshot.matrix.evaluate_test(&key, &request) {
         None => failure(StatusCode::NOT_FOUND, Some(&key), "FLAG_NOT_FOUND", &format!("flag '{key}' not found")),
         Some(assignment) => match result(&snapshot, &assignment, has_targeting_key) {
-            Ok(value) => reply(StatusCode::OK, &value),
+            Ok(value) => {
+                if sdk_key.record_exposures {
+                    let (environment, matrix) = (snapshot.environment_id, &snapshot.matrix);
+                    let recorder = &state.exposure_recorder;
+                    recorder.record_one(environment, sdk_key.key_id, matrix, &assignment, &request, now_millis());
+                }
+                reply(StatusCode::OK, &value)
+            }
             Err((status, code, details)) => failure(status, Some(&key), code, &details),
         },
     }
@@ -263,7 +270,7 @@ async fn evaluate_one(State(state): State<SharedState>, Path(key): Path<String>,
     security(("sdkKey" = []), ("sdkApiKey" = []))
 )]
 async fn evaluate_all(State(state): State<SharedState>, headers: HeaderMap, body: Body) -> Response {
-    let snapshot = match authenticate(&state, &headers) {
+    let (sdk_key, snapshot) = match authenticate(&state, &headers) {
         Ok(s) => s,
         Err(response) => return response,
     };
@@ -290,6 +297,10 @@ async fn evaluate_all(State(state): State<SharedState>, headers: HeaderMap, body
         Err(e) => return failure(StatusCode::BAD_REQUEST, None, e.code, &e.details),
     };
     let evaluation = snapshot.matrix.evaluate(&request);
+    if sdk_key.record_exposures {
+        let (environment, matrix) = (snapshot.environment_id, &snapshot.matrix);
+        state.exposure_recorder.record(environment, sdk_key.key_id, matrix, &evaluation, &request, now_millis());
+    }
     let flags: Vec<Value> = evaluation
         .results
         .iter()

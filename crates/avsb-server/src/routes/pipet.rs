@@ -152,14 +152,20 @@ fn identify_params(snapshot: &EnvSnapshot, uri: &Uri, headers: &HeaderMap) -> Id
     security()
 )]
 async fn identify(State(state): State<SharedState>, Path(sdk_key): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
-    let snapshot = match environment(&state, &sdk_key) {
-        Ok(s) => s,
-        Err(response) => return response,
+    let Some((key, slot)) = state.sdk_environment(&sdk_key) else {
+        return error(401, "Unknown or revoked SDK key in the Pipet root (PROCTOR_API_ROOT).");
     };
+    let snapshot = slot.current();
     let params = identify_params(&snapshot, &uri, &headers);
     let mut body = Vec::with_capacity(256 + 96 * snapshot.matrix.len());
     body.extend_from_slice(b"{\"data\":");
-    match pipet::identify_to(&snapshot.matrix, &params, &mut body) {
+    let record = |evaluation: &avsb_core::Evaluation<'_>, request: &avsb_core::Request<'_>| {
+        if key.record_exposures {
+            let (environment, matrix) = (snapshot.environment_id, &snapshot.matrix);
+            state.exposure_recorder.record(environment, key.key_id, matrix, evaluation, request, now_millis());
+        }
+    };
+    match pipet::identify_to_observed(&snapshot.matrix, &params, &mut body, record) {
         Ok(()) => {
             body.extend_from_slice(b",\"meta\":{\"status\":200}}");
             with_headers(StatusCode::OK, body)

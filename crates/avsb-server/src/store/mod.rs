@@ -143,6 +143,22 @@ pub struct SdkKeyInfo {
     pub created_at: i64,
     /// Revocation time, if revoked.
     pub revoked_at: Option<i64>,
+    /// Whether the server records an exposure for each bucket its Pipet and OFREP answers hand
+    /// out with this key (for applications that evaluate remotely).
+    pub record_exposures: bool,
+}
+
+/// An unrevoked SDK key as the registry loads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveSdkKey {
+    /// The SHA-256 digest of the secret.
+    pub digest: Vec<u8>,
+    /// The key's id.
+    pub id: i64,
+    /// The environment it reads.
+    pub environment_id: i64,
+    /// See [`SdkKeyInfo::record_exposures`].
+    pub record_exposures: bool,
 }
 
 /// An admin token's role.
@@ -354,6 +370,73 @@ pub struct NewEvent {
     pub value: Option<f64>,
     /// Track: properties as JSON object text.
     pub properties: Option<String>,
+    /// Exposure: how the bucket was reached (`split`, `targeted`, `forced`, `default`).
+    pub reason: Option<String>,
+    /// Exposure: the 0-based index of the allocation that matched.
+    pub allocation: Option<i64>,
+    /// Exposure: context values to break results down by, as JSON object text.
+    pub dimensions: Option<String>,
+}
+
+/// What storing a batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// How many events the batch held (when it was first stored, for a repeated batch).
+    pub accepted: usize,
+    /// The batch id had been stored before: nothing was stored this time.
+    pub duplicate: bool,
+}
+
+/// A project's metric as stored: its key and its definition (JSON object text, read by
+/// `results::metric`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRecord {
+    /// Its id.
+    pub id: i64,
+    /// The project it belongs to.
+    pub project_id: i64,
+    /// Its key in URLs (`purchase-rate`).
+    pub key: String,
+    /// The definition, as JSON object text.
+    pub definition: String,
+    /// Creation time, epoch milliseconds.
+    pub created_at: i64,
+    /// Last change, epoch milliseconds.
+    pub updated_at: i64,
+}
+
+/// An exposure as the results read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExposureRow {
+    /// The event's id.
+    pub id: i64,
+    /// When it happened, epoch milliseconds.
+    pub time: i64,
+    /// Identifier type → identifier, as JSON object text.
+    pub identifiers: String,
+    /// The bucket value.
+    pub bucket: i32,
+    /// How the bucket was reached, if the sender said.
+    pub reason: Option<String>,
+    /// The allocation index, if the sender said.
+    pub allocation: Option<i64>,
+    /// Dimensions, as JSON object text.
+    pub dimensions: Option<String>,
+}
+
+/// A tracked event as the results read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackRow {
+    /// The event's id.
+    pub id: i64,
+    /// When it happened, epoch milliseconds.
+    pub time: i64,
+    /// Identifier type → identifier, as JSON object text.
+    pub identifiers: String,
+    /// The event key.
+    pub key: String,
+    /// The value, if one was sent.
+    pub value: Option<f64>,
 }
 
 /// A stored event.
@@ -414,14 +497,24 @@ pub trait Store: Send + Sync + 'static {
         -> StoreResult<Vec<RevisionMeta>>;
 
     /// Stores a new SDK key's digest.
-    async fn create_sdk_key(&self, environment_id: i64, name: &str, digest: &[u8], prefix: &str)
-        -> StoreResult<SdkKeyInfo>;
+    async fn create_sdk_key(
+        &self,
+        environment_id: i64,
+        name: &str,
+        digest: &[u8],
+        prefix: &str,
+        record_exposures: bool,
+    ) -> StoreResult<SdkKeyInfo>;
+    /// Turns a key's recording of remote exposures on or off; false if it is not an active key
+    /// of the environment.
+    async fn set_sdk_key_recording(&self, environment_id: i64, key_id: i64, record_exposures: bool)
+        -> StoreResult<bool>;
     /// An environment's SDK keys, revoked ones included.
     async fn list_sdk_keys(&self, environment_id: i64) -> StoreResult<Vec<SdkKeyInfo>>;
     /// Revokes a key; false if it was not found or already revoked.
     async fn revoke_sdk_key(&self, environment_id: i64, key_id: i64) -> StoreResult<bool>;
-    /// Digest, key id and environment of every unrevoked SDK key.
-    async fn active_sdk_keys(&self) -> StoreResult<Vec<(Vec<u8>, i64, i64)>>;
+    /// Every unrevoked SDK key.
+    async fn active_sdk_keys(&self) -> StoreResult<Vec<ActiveSdkKey>>;
 
     /// Stores a new admin token's digest.
     async fn create_admin_token(
@@ -499,11 +592,34 @@ pub trait Store: Send + Sync + 'static {
     /// Sets (or, with `None`, removes) an instance setting.
     async fn set_setting(&self, key: &str, value: Option<&str>) -> StoreResult<()>;
 
-    /// Stores a batch of events atomically (all or none).
-    async fn insert_events(&self, environment_id: i64, sdk_key_id: Option<i64>, events: Vec<NewEvent>)
-        -> StoreResult<()>;
+    /// Stores a batch of events atomically (all or none). A batch whose `batch_id` was stored
+    /// before in the environment stores nothing and says so.
+    async fn insert_events(
+        &self,
+        environment_id: i64,
+        sdk_key_id: Option<i64>,
+        batch_id: Option<String>,
+        events: Vec<NewEvent>,
+    ) -> StoreResult<BatchOutcome>;
     /// An environment's events after id `after`, oldest first.
     async fn list_events(&self, environment_id: i64, after: i64, limit: u32) -> StoreResult<Vec<StoredEvent>>;
+    /// The id of an environment's newest event (0 when it has none).
+    async fn last_event_id(&self, environment_id: i64) -> StoreResult<i64>;
+    /// One test's exposures with ids in `(after, up_to]`, oldest first, at most `limit`.
+    async fn exposures_page(&self, environment_id: i64, test: &str, after: i64, up_to: i64, limit: u32)
+        -> StoreResult<Vec<ExposureRow>>;
+    /// Tracked events with one of `keys` and ids in `(after, up_to]`, oldest first, at most `limit`.
+    async fn track_page(&self, environment_id: i64, keys: Vec<String>, after: i64, up_to: i64, limit: u32)
+        -> StoreResult<Vec<TrackRow>>;
+
+    /// Creates a metric; [`StoreError::Duplicate`] if the project has one with that key.
+    async fn create_metric(&self, project_id: i64, key: &str, definition: &str) -> StoreResult<MetricRecord>;
+    /// Replaces a metric's definition; `None` if there is no such metric.
+    async fn update_metric(&self, project_id: i64, key: &str, definition: &str) -> StoreResult<Option<MetricRecord>>;
+    /// Deletes a metric; false if there was none.
+    async fn delete_metric(&self, project_id: i64, key: &str) -> StoreResult<bool>;
+    /// A project's metrics, by key.
+    async fn list_metrics(&self, project_id: i64) -> StoreResult<Vec<MetricRecord>>;
 }
 
 /// The current time in epoch milliseconds.

@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 
 use super::{
-    now_millis, AdminTokenInfo, AuditEntry, Environment, LoginFailures, NewEvent, NewProject, NewUser, Project,
+    now_millis, ActiveSdkKey, AdminTokenInfo, AuditEntry, BatchOutcome, ExposureRow, MetricRecord, TrackRow, Environment, LoginFailures, NewEvent, NewProject, NewUser, Project,
     ProjectRole, Revision, RevisionMeta, Role, SdkKeyInfo, SessionRecord, Store, StoreError, StoreResult, StoredEvent,
     TokenOwner, User,
 };
@@ -22,6 +22,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../migrations/sqlite/001_initial.sql")),
         M::up(include_str!("../../migrations/sqlite/002_accounts.sql")),
+        M::up(include_str!("../../migrations/sqlite/003_results.sql")),
     ])
 }
 
@@ -138,7 +139,27 @@ fn sdk_key_row(row: &Row<'_>) -> rusqlite::Result<SdkKeyInfo> {
         prefix: row.get(3)?,
         created_at: row.get(4)?,
         revoked_at: row.get(5)?,
+        record_exposures: row.get(6)?,
     })
+}
+
+const SDK_KEY_COLUMNS: &str = "id, environment_id, name, prefix, created_at, revoked_at, record_exposures";
+const METRIC_COLUMNS: &str = "id, project_id, key, definition, created_at, updated_at";
+
+fn metric_row(row: &Row<'_>) -> rusqlite::Result<MetricRecord> {
+    Ok(MetricRecord {
+        id: row.get(0)?,
+        project_id: row.get(1)?,
+        key: row.get(2)?,
+        definition: row.get(3)?,
+        created_at: row.get(4)?,
+        updated_at: row.get(5)?,
+    })
+}
+
+/// `?2, ?3, ...` for `count` bound values after the first.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
 }
 
 fn admin_token_row(row: &Row<'_>) -> rusqlite::Result<AdminTokenInfo> {
@@ -425,29 +446,42 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_sdk_key(&self, environment_id: i64, name: &str, digest: &[u8], prefix: &str) -> StoreResult<SdkKeyInfo> {
+    async fn create_sdk_key(
+        &self,
+        environment_id: i64,
+        name: &str,
+        digest: &[u8],
+        prefix: &str,
+        record_exposures: bool,
+    ) -> StoreResult<SdkKeyInfo> {
         let (name, digest, prefix) = (name.to_string(), digest.to_vec(), prefix.to_string());
         self.call(move |conn| {
             conn.execute(
-                "INSERT INTO sdk_keys (environment_id, name, digest, prefix, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![environment_id, name, digest, prefix, now_millis()],
+                "INSERT INTO sdk_keys (environment_id, name, digest, prefix, created_at, record_exposures)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![environment_id, name, digest, prefix, now_millis(), record_exposures],
             )?;
             let id = conn.last_insert_rowid();
-            Ok(conn.query_row(
-                "SELECT id, environment_id, name, prefix, created_at, revoked_at FROM sdk_keys WHERE id = ?1",
-                [id],
-                sdk_key_row,
-            )?)
+            Ok(conn.query_row(&format!("SELECT {SDK_KEY_COLUMNS} FROM sdk_keys WHERE id = ?1"), [id], sdk_key_row)?)
+        })
+        .await
+    }
+
+    async fn set_sdk_key_recording(&self, environment_id: i64, key_id: i64, record_exposures: bool) -> StoreResult<bool> {
+        self.call(move |conn| {
+            let changed = conn.execute(
+                "UPDATE sdk_keys SET record_exposures = ?1 WHERE id = ?2 AND environment_id = ?3 AND revoked_at IS NULL",
+                params![record_exposures, key_id, environment_id],
+            )?;
+            Ok(changed == 1)
         })
         .await
     }
 
     async fn list_sdk_keys(&self, environment_id: i64) -> StoreResult<Vec<SdkKeyInfo>> {
         self.call(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT id, environment_id, name, prefix, created_at, revoked_at FROM sdk_keys
-                 WHERE environment_id = ?1 ORDER BY id",
-            )?;
+            let mut stmt =
+                conn.prepare(&format!("SELECT {SDK_KEY_COLUMNS} FROM sdk_keys WHERE environment_id = ?1 ORDER BY id"))?;
             let rows = stmt.query_map([environment_id], sdk_key_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
@@ -465,11 +499,19 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn active_sdk_keys(&self) -> StoreResult<Vec<(Vec<u8>, i64, i64)>> {
+    async fn active_sdk_keys(&self) -> StoreResult<Vec<ActiveSdkKey>> {
         self.call(|conn| {
-            let mut stmt = conn.prepare("SELECT digest, id, environment_id FROM sdk_keys WHERE revoked_at IS NULL")?;
+            let mut stmt = conn
+                .prepare("SELECT digest, id, environment_id, record_exposures FROM sdk_keys WHERE revoked_at IS NULL")?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .query_map([], |r| {
+                    Ok(ActiveSdkKey {
+                        digest: r.get(0)?,
+                        id: r.get(1)?,
+                        environment_id: r.get(2)?,
+                        record_exposures: r.get(3)?,
+                    })
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
@@ -854,15 +896,37 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_events(&self, environment_id: i64, sdk_key_id: Option<i64>, events: Vec<NewEvent>) -> StoreResult<()> {
+    async fn insert_events(
+        &self,
+        environment_id: i64,
+        sdk_key_id: Option<i64>,
+        batch_id: Option<String>,
+        events: Vec<NewEvent>,
+    ) -> StoreResult<BatchOutcome> {
         self.call(move |conn| {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = now_millis();
+            if let Some(batch_id) = &batch_id {
+                let stored: Option<i64> = tx
+                    .query_row(
+                        "SELECT accepted FROM event_batches WHERE environment_id = ?1 AND batch_id = ?2",
+                        params![environment_id, batch_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(accepted) = stored {
+                    return Ok(BatchOutcome { accepted: usize::try_from(accepted).unwrap_or(0), duplicate: true });
+                }
+                tx.execute(
+                    "INSERT INTO event_batches (environment_id, batch_id, received_at, accepted) VALUES (?1, ?2, ?3, ?4)",
+                    params![environment_id, batch_id, now, events.len() as i64],
+                )?;
+            }
             {
-                let now = now_millis();
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO events (environment_id, sdk_key_id, kind, time, received_at, identifiers, test, bucket,
-                                         bucket_name, version, key, value, properties)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                         bucket_name, version, key, value, properties, reason, allocation, dimensions)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 )?;
                 for e in &events {
                     stmt.execute(params![
@@ -878,12 +942,15 @@ impl Store for SqliteStore {
                         e.version,
                         e.key,
                         e.value,
-                        e.properties
+                        e.properties,
+                        e.reason,
+                        e.allocation,
+                        e.dimensions
                     ])?;
                 }
             }
             tx.commit()?;
-            Ok(())
+            Ok(BatchOutcome { accepted: events.len(), duplicate: false })
         })
         .await
     }
@@ -892,7 +959,7 @@ impl Store for SqliteStore {
         self.call(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, sdk_key_id, received_at, kind, time, identifiers, test, bucket, bucket_name, version, key,
-                        value, properties
+                        value, properties, reason, allocation, dimensions
                  FROM events WHERE environment_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
             )?;
             let rows = stmt
@@ -912,10 +979,142 @@ impl Store for SqliteStore {
                             key: r.get(10)?,
                             value: r.get(11)?,
                             properties: r.get(12)?,
+                            reason: r.get(13)?,
+                            allocation: r.get(14)?,
+                            dimensions: r.get(15)?,
                         },
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn last_event_id(&self, environment_id: i64) -> StoreResult<i64> {
+        self.call(move |conn| {
+            Ok(conn.query_row(
+                "SELECT COALESCE(MAX(id), 0) FROM events WHERE environment_id = ?1",
+                [environment_id],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn exposures_page(
+        &self,
+        environment_id: i64,
+        test: &str,
+        after: i64,
+        up_to: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<ExposureRow>> {
+        let test = test.to_string();
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, time, identifiers, bucket, reason, allocation, dimensions FROM events
+                 WHERE environment_id = ?1 AND test = ?2 AND id > ?3 AND id <= ?4 AND kind = 'exposure'
+                 ORDER BY id LIMIT ?5",
+            )?;
+            let rows = stmt
+                .query_map(params![environment_id, test, after, up_to, limit], |r| {
+                    Ok(ExposureRow {
+                        id: r.get(0)?,
+                        time: r.get(1)?,
+                        identifiers: r.get(2)?,
+                        bucket: r.get(3)?,
+                        reason: r.get(4)?,
+                        allocation: r.get(5)?,
+                        dimensions: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn track_page(
+        &self,
+        environment_id: i64,
+        keys: Vec<String>,
+        after: i64,
+        up_to: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<TrackRow>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call(move |conn| {
+            let sql = format!(
+                "SELECT id, time, identifiers, key, value FROM events
+                 WHERE environment_id = ?1 AND kind = 'track' AND key IN ({}) AND id > ?2 AND id <= ?3
+                 ORDER BY id LIMIT ?4",
+                placeholders(5, keys.len())
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut values: Vec<rusqlite::types::Value> =
+                vec![environment_id.into(), after.into(), up_to.into(), i64::from(limit).into()];
+            values.extend(keys.into_iter().map(rusqlite::types::Value::from));
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(values), |r| {
+                    Ok(TrackRow { id: r.get(0)?, time: r.get(1)?, identifiers: r.get(2)?, key: r.get(3)?, value: r.get(4)? })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn create_metric(&self, project_id: i64, key: &str, definition: &str) -> StoreResult<MetricRecord> {
+        let (key, definition) = (key.to_string(), definition.to_string());
+        self.call(move |conn| {
+            let now = now_millis();
+            conn.execute(
+                "INSERT INTO metrics (project_id, key, definition, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![project_id, key, definition, now],
+            )?;
+            let id = conn.last_insert_rowid();
+            Ok(conn.query_row(&format!("SELECT {METRIC_COLUMNS} FROM metrics WHERE id = ?1"), [id], metric_row)?)
+        })
+        .await
+    }
+
+    async fn update_metric(&self, project_id: i64, key: &str, definition: &str) -> StoreResult<Option<MetricRecord>> {
+        let (key, definition) = (key.to_string(), definition.to_string());
+        self.call(move |conn| {
+            let changed = conn.execute(
+                "UPDATE metrics SET definition = ?1, updated_at = ?2 WHERE project_id = ?3 AND key = ?4",
+                params![definition, now_millis(), project_id, key],
+            )?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {METRIC_COLUMNS} FROM metrics WHERE project_id = ?1 AND key = ?2"),
+                    params![project_id, key],
+                    metric_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn delete_metric(&self, project_id: i64, key: &str) -> StoreResult<bool> {
+        let key = key.to_string();
+        self.call(move |conn| {
+            Ok(conn.execute("DELETE FROM metrics WHERE project_id = ?1 AND key = ?2", params![project_id, key])? == 1)
+        })
+        .await
+    }
+
+    async fn list_metrics(&self, project_id: i64) -> StoreResult<Vec<MetricRecord>> {
+        self.call(move |conn| {
+            let mut stmt =
+                conn.prepare(&format!("SELECT {METRIC_COLUMNS} FROM metrics WHERE project_id = ?1 ORDER BY key"))?;
+            let rows = stmt.query_map([project_id], metric_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
         .await

@@ -27,6 +27,7 @@ mod malformed_requests;
 mod ofrep;
 mod ops;
 mod pipet;
+mod results;
 mod sdk_datafile;
 mod sdk_stream;
 mod spec_over_http;

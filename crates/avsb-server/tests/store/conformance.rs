@@ -4,6 +4,7 @@
 use anyhow::{ensure, Context};
 
 use avsb_server::store::{
+    BatchOutcome,
     LoginFailures, NewEvent, NewProject, NewUser, ProjectRole, Revision, RevisionMeta, Role, Store, StoreError, TokenOwner,
 };
 
@@ -29,6 +30,7 @@ pub async fn run(store: &dyn Store) -> anyhow::Result<()> {
     revisions(store).await.context("revisions")?;
     keys_and_tokens(store).await.context("keys and tokens")?;
     events(store).await.context("events")?;
+    metrics(store).await.context("metrics")?;
     accounts(store).await.context("accounts")?;
     Ok(())
 }
@@ -202,19 +204,25 @@ async fn revisions(store: &dyn Store) -> anyhow::Result<()> {
 async fn keys_and_tokens(store: &dyn Store) -> anyhow::Result<()> {
     let project = store.project("shop").await?.context("project")?;
     let dev = store.list_environments(project.id).await?.into_iter().next().context("development")?;
-    let a = store.create_sdk_key(dev.id, "web", &[1; 32], "sdk-aaaa").await?;
-    let b = store.create_sdk_key(dev.id, "rotation", &[2; 32], "sdk-bbbb").await?;
+    let a = store.create_sdk_key(dev.id, "web", &[1; 32], "sdk-aaaa", false).await?;
+    let b = store.create_sdk_key(dev.id, "rotation", &[2; 32], "sdk-bbbb", true).await?;
+    ensure!(!a.record_exposures && b.record_exposures, "the recording flag is stored: {a:?} {b:?}");
     ensure!(
-        matches!(store.create_sdk_key(dev.id, "dup", &[1; 32], "sdk-aaaa").await, Err(StoreError::Duplicate(_))),
+        matches!(store.create_sdk_key(dev.id, "dup", &[1; 32], "sdk-aaaa", false).await, Err(StoreError::Duplicate(_))),
         "digests are unique"
     );
     let active = store.active_sdk_keys().await?;
-    ensure!(active.len() == 2 && active.iter().all(|(_, _, env)| *env == dev.id), "two active keys: {active:?}");
+    ensure!(active.len() == 2 && active.iter().all(|k| k.environment_id == dev.id), "two active keys: {active:?}");
+    ensure!(store.set_sdk_key_recording(dev.id, a.id, true).await?, "turning recording on");
+    ensure!(!store.set_sdk_key_recording(dev.id + 1000, a.id, true).await?, "only through the key's environment");
+    let active = store.active_sdk_keys().await?;
+    ensure!(active.iter().all(|k| k.record_exposures), "both keys record now: {active:?}");
     ensure!(store.revoke_sdk_key(dev.id, a.id).await?, "revoking a key");
     ensure!(!store.revoke_sdk_key(dev.id, a.id).await?, "revoking twice reports false");
     ensure!(!store.revoke_sdk_key(dev.id + 1000, b.id).await?, "a key is revoked only through its environment");
     let active = store.active_sdk_keys().await?;
-    ensure!(active.len() == 1 && active[0].1 == b.id, "the revoked key is inactive");
+    ensure!(active.len() == 1 && active[0].id == b.id, "the revoked key is inactive");
+    ensure!(!store.set_sdk_key_recording(dev.id, a.id, false).await?, "a revoked key cannot be changed");
     let listed = store.list_sdk_keys(dev.id).await?;
     ensure!(listed.len() == 2 && listed[0].revoked_at.is_some() && listed[1].revoked_at.is_none(), "{listed:?}");
 
@@ -242,6 +250,9 @@ async fn events(store: &dyn Store) -> anyhow::Result<()> {
         key: None,
         value: None,
         properties: None,
+        reason: Some("split".into()),
+        allocation: Some(0),
+        dimensions: Some(r#"{"device":"mobile"}"#.into()),
     };
     let track = NewEvent {
         kind: "track".into(),
@@ -252,14 +263,57 @@ async fn events(store: &dyn Store) -> anyhow::Result<()> {
         key: Some("purchase".into()),
         value: Some(149.99),
         properties: Some(r#"{"currency":"usd"}"#.into()),
+        reason: None,
+        allocation: None,
+        dimensions: None,
         ..exposure.clone()
     };
-    store.insert_events(dev.id, Some(7), vec![exposure.clone(), track.clone()]).await?;
+    let batch = Some("6f1c2f9e-0d5b-4b8a-9a51-5d1e2c3b4a79".to_string());
+    let first = store.insert_events(dev.id, Some(7), batch.clone(), vec![exposure.clone(), track.clone()]).await?;
+    ensure!(first == BatchOutcome { accepted: 2, duplicate: false }, "{first:?}");
+    let again = store.insert_events(dev.id, Some(7), batch.clone(), vec![exposure.clone()]).await?;
+    ensure!(again == BatchOutcome { accepted: 2, duplicate: true }, "a repeated batch id stores nothing: {again:?}");
     let stored = store.list_events(dev.id, 0, 10).await?;
     ensure!(stored.len() == 2, "two events stored");
     ensure!(stored[0].event == exposure && stored[1].event == track, "events read back as written: {stored:?}");
     ensure!(stored[0].sdk_key_id == Some(7) && stored[0].id < stored[1].id, "ids increase in arrival order");
     let after = store.list_events(dev.id, stored[0].id, 10).await?;
     ensure!(after.len() == 1 && after[0].event == track, "paging after an id");
+
+    // What the results read.
+    let last = store.last_event_id(dev.id).await?;
+    ensure!(last == stored[1].id, "the newest event's id: {last}");
+    ensure!(store.last_event_id(dev.id + 1000).await? == 0, "no events: 0");
+    let exposures = store.exposures_page(dev.id, "checkout", 0, last, 10).await?;
+    ensure!(exposures.len() == 1, "one exposure of the test: {exposures:?}");
+    let e = &exposures[0];
+    ensure!(
+        (e.bucket, e.reason.as_deref(), e.allocation, e.dimensions.as_deref()) == (1, Some("split"), Some(0), Some(r#"{"device":"mobile"}"#)),
+        "{e:?}"
+    );
+    ensure!(store.exposures_page(dev.id, "checkout", e.id, last, 10).await?.is_empty(), "after the last one: none");
+    ensure!(store.exposures_page(dev.id, "other", 0, last, 10).await?.is_empty(), "another test: none");
+    let tracks = store.track_page(dev.id, vec!["purchase".into(), "signup".into()], 0, last, 10).await?;
+    ensure!(tracks.len() == 1 && tracks[0].value == Some(149.99) && tracks[0].key == "purchase", "{tracks:?}");
+    ensure!(store.track_page(dev.id, vec!["signup".into()], 0, last, 10).await?.is_empty(), "by key");
+    ensure!(store.track_page(dev.id, vec!["purchase".into()], 0, last - 1, 10).await?.is_empty(), "up to an id");
+    Ok(())
+}
+
+async fn metrics(store: &dyn Store) -> anyhow::Result<()> {
+    let project = store.project("shop").await?.context("project")?;
+    let m = store.create_metric(project.id, "buy", r#"{"name":"Buy"}"#).await?;
+    ensure!(m.key == "buy" && m.definition == r#"{"name":"Buy"}"#, "{m:?}");
+    ensure!(
+        matches!(store.create_metric(project.id, "buy", "{}").await, Err(StoreError::Duplicate(_))),
+        "metric keys are unique per project"
+    );
+    let changed = store.update_metric(project.id, "buy", r#"{"name":"Purchase"}"#).await?.context("updated")?;
+    ensure!(changed.definition == r#"{"name":"Purchase"}"#, "{changed:?}");
+    ensure!(store.update_metric(project.id, "nope", "{}").await?.is_none(), "updating a missing metric");
+    ensure!(store.list_metrics(project.id).await?.len() == 1, "listed");
+    ensure!(store.delete_metric(project.id, "buy").await?, "deleted");
+    ensure!(!store.delete_metric(project.id, "buy").await?, "deleted twice reports false");
+    ensure!(store.list_metrics(project.id).await?.is_empty(), "gone");
     Ok(())
 }

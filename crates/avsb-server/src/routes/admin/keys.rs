@@ -20,7 +20,7 @@ use crate::SharedState;
 pub fn router() -> OpenApiRouter<SharedState> {
     OpenApiRouter::new()
         .routes(routes!(list_sdk_keys, create_sdk_key))
-        .routes(routes!(revoke_sdk_key))
+        .routes(routes!(revoke_sdk_key, update_sdk_key))
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(revoke_token))
         .routes(routes!(list_project_tokens, create_project_token))
@@ -64,9 +64,21 @@ async fn list_sdk_keys(
 /// A new SDK key.
 #[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct CreateSdkKey {
     /// A label, not empty or blank; default `<environment> key`.
     name: Option<String>,
+    /// Record an exposure for each bucket this key's Pipet and OFREP answers hand out (for
+    /// applications that evaluate remotely and send no exposures themselves). Default false.
+    record_exposures: Option<bool>,
+}
+
+/// A change to an SDK key.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateSdkKey {
+    /// Record an exposure for each bucket this key's Pipet and OFREP answers hand out.
+    record_exposures: bool,
 }
 
 /// A new SDK key with its secret, shown this once.
@@ -111,7 +123,8 @@ async fn create_sdk_key(
     OptionalJsonBody(request): OptionalJsonBody<CreateSdkKey>,
 ) -> ApiResult<Response> {
     let name = request.name.unwrap_or_else(|| format!("{environment} key"));
-    let (secret, info) = state.create_sdk_key(&project, &environment, &name, &access.author()).await?;
+    let record = request.record_exposures.unwrap_or(false);
+    let (secret, info) = state.create_sdk_key(&project, &environment, &name, record, &access.author()).await?;
     let pipet_root = format!("/pipet/{secret}");
     Ok((StatusCode::CREATED, Json(CreatedSdkKey { info, key: secret, pipet_root })).into_response())
 }
@@ -148,6 +161,42 @@ async fn revoke_sdk_key(
 ) -> ApiResult<StatusCode> {
     state.revoke_sdk_key(&project, &environment, id_param(&key_id, "key")?, &access.author()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/projects/{project}/environments/{environment}/sdk-keys/{key_id}",
+    tag = "admin",
+    operation_id = "updateSdkKey",
+    summary = r#"Change an SDK key"#,
+    description = r#"Turns the key's recording of remote exposures on or off: with `recordExposures`, every bucket its Pipet (`/groups/identify`) and OFREP answers hand out is recorded as an exposure, so applications that evaluate remotely get experiment results."#,
+    params(
+        params::EnvironmentPath,
+        ("key_id" = String, Path, description = r#"The key's `id`."#, example = json!("3"))
+    ),
+    request_body(content = UpdateSdkKey, content_type = "application/json", example = json!({"recordExposures": true})),
+    responses(
+        (status = 200, description = r#"The key as listed."#, body = SdkKeyInfo, content_type = "application/json"),
+        (status = 400, description = r#"The key id is not an integer, or the body does not fit. Codes: `invalid_json`, `unreadable_body`, `invalid_field`."#, body = schemas::BadRequestError, content_type = "application/json"),
+        (status = 401, response = responses::Unauthorized),
+        (status = 403, response = responses::Forbidden),
+        (status = 404, description = r#"The environment does not exist, or has no active key with this id. Codes: `not_found`."#, body = schemas::ApiError, content_type = "application/json"),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 500, response = responses::InternalError)
+    ),
+    security(("adminToken" = ["write"]), ("adminApiKey" = ["write"]))
+)]
+async fn update_sdk_key(
+    State(state): State<SharedState>,
+    access: ProjectAdmin,
+    Path((project, environment, key_id)): Path<(String, String, String)>,
+    JsonBody(request): JsonBody<UpdateSdkKey>,
+) -> ApiResult<Json<SdkKeyInfo>> {
+    let key_id = id_param(&key_id, "key")?;
+    let info = state
+        .set_sdk_key_recording(&project, &environment, key_id, request.record_exposures, &access.author())
+        .await?;
+    Ok(Json(info))
 }
 
 /// Every admin token.

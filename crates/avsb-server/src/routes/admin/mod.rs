@@ -14,7 +14,9 @@ pub mod environments;
 pub mod events;
 pub mod keys;
 pub mod members;
+pub mod metrics;
 pub mod projects;
+pub mod results;
 pub mod revisions;
 pub mod tests;
 pub mod views;
@@ -29,6 +31,8 @@ pub fn router() -> OpenApiRouter<SharedState> {
         .merge(keys::router())
         .merge(members::router())
         .merge(events::router())
+        .merge(metrics::router())
+        .merge(results::router())
 }
 
 /// A revision id given in a path or query parameter named `what`.

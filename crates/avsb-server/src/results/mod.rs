@@ -1,0 +1,364 @@
+//! Experiment results: metrics, the population of an experiment, per-variant sufficient
+//! statistics and their analysis.
+//!
+//! Reading is here ([`AppState::results`]); everything after the read is pure:
+//! [`population`] (who entered when, in which bucket), [`aggregate`] (events → per-unit
+//! figures → per-variant sums), [`phase`] (the test's ranges over time), [`analysis`] (the
+//! statistics, from `avsb-stats`). Results are cached per test, environment and settings, and
+//! recomputed only when an event arrived, the matrix changed or a metric changed.
+
+pub mod aggregate;
+pub mod analysis;
+pub mod metric;
+pub mod phase;
+pub mod population;
+mod report;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use avsb_core::document::TestDefinition;
+use avsb_core::MatrixDocument;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+pub use report::{DailyPoint, DailyResults, MetricResults, Results, ResultsVariant};
+
+use self::aggregate::{MetricPlan, Tracked};
+use self::analysis::{AnalysisSettings, CorrectionChoice, EngineChoice};
+use self::phase::RangesWindow;
+use self::population::{Exposure, Population, Span};
+use crate::error::ErrorCode;
+use crate::ops::metrics::Metric;
+use crate::ops::{WriteError, WriteResult};
+use crate::store::{now_millis, ExposureRow};
+use crate::AppState;
+
+/// Rows read from the store at a time.
+const PAGE: u32 = 20_000;
+/// Milliseconds in a day.
+pub const DAY: i64 = 86_400_000;
+/// Revisions read for a test's history, at most.
+const HISTORY_LIMIT: usize = 2_000;
+/// Results kept in the cache.
+const CACHE_ENTRIES: usize = 64;
+/// The default sequential tuning parameter (gbstats' default).
+pub const DEFAULT_TUNING: f64 = 5000.0;
+/// The default CUPED pre-exposure window, days.
+pub const DEFAULT_CUPED_DAYS: f64 = 14.0;
+
+/// What the results of a test are asked for: the query string of the results routes and the
+/// console's Results tab.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ResultsQuery {
+    /// Metric keys, comma-separated (default: every metric of the project).
+    pub metrics: Option<String>,
+    /// `frequentist` (default) or `bayesian`.
+    pub engine: Option<EngineChoice>,
+    /// `relative` (default) or `absolute`.
+    pub difference: Option<String>,
+    /// Significance level, default 0.05.
+    pub alpha: Option<f64>,
+    /// Sequential testing (always-valid intervals), default off.
+    pub sequential: Option<bool>,
+    /// Sequential testing's tuning parameter (the expected sample size), default 5000.
+    pub tuning: Option<f64>,
+    /// CUPED variance reduction, default on.
+    pub cuped: Option<bool>,
+    /// CUPED's pre-exposure window in days, default 14.
+    pub cuped_days: Option<f64>,
+    /// `none` (default), `holm` or `benjamini-hochberg`.
+    pub correction: Option<CorrectionChoice>,
+    /// The control's bucket value (default: the first non-inactive bucket).
+    pub control: Option<i32>,
+    /// A dimension to break the results down by (a key of the exposures' `dimensions`).
+    pub dimension: Option<String>,
+    /// The phase: `current` (default: since the last change of the test's ranges) or `all`.
+    pub phase: Option<String>,
+    /// The phase's start, epoch milliseconds (instead of `phase`).
+    pub from: Option<i64>,
+    /// The phase's end, epoch milliseconds (default: now).
+    pub to: Option<i64>,
+    /// The phase starts when this revision became current.
+    pub from_revision: Option<String>,
+    /// The phase ends when the revision after this one became current.
+    pub to_revision: Option<String>,
+}
+
+fn bad(field: &str, message: impl Into<String>) -> WriteError {
+    WriteError::field(ErrorCode::InvalidQuery, field, message)
+}
+
+impl ResultsQuery {
+    /// The analysis settings, defaults filled in; a bad value names its parameter.
+    pub fn settings(&self) -> WriteResult<AnalysisSettings> {
+        let alpha = self.alpha.unwrap_or(0.05);
+        if !(alpha > 0.0 && alpha < 0.5) {
+            return Err(bad("alpha", "alpha must be above 0 and below 0.5 (0.05 is usual)"));
+        }
+        let relative = match self.difference.as_deref() {
+            None | Some("relative") => true,
+            Some("absolute") => false,
+            Some(other) => return Err(bad("difference", format!("difference must be 'relative' or 'absolute', not '{other}'"))),
+        };
+        let tuning = self.tuning.unwrap_or(DEFAULT_TUNING);
+        if !(tuning.is_finite() && tuning >= 1.0) {
+            return Err(bad("tuning", "tuning must be a number of units, at least 1"));
+        }
+        let cuped_days = self.cuped_days.unwrap_or(DEFAULT_CUPED_DAYS);
+        if !(cuped_days.is_finite() && cuped_days > 0.0 && cuped_days <= 365.0) {
+            return Err(bad("cupedDays", "cupedDays must be more than 0 and at most 365"));
+        }
+        Ok(AnalysisSettings {
+            engine: self.engine.unwrap_or_default(),
+            relative,
+            alpha,
+            sequential_tuning: self.sequential.unwrap_or(false).then_some(tuning),
+            cuped_days: self.cuped.unwrap_or(true).then_some(cuped_days),
+            correction: self.correction.unwrap_or_default(),
+            statistics: "avsb-stats: gbstats 0.8.0's formulas",
+        })
+    }
+
+    fn cache_key(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// What was last computed for a test and settings, and from what.
+struct CacheEntry {
+    /// The newest event the results include.
+    last_event: i64,
+    /// The environment's revision then.
+    revision: i64,
+    /// The metrics' definitions then.
+    metrics: String,
+    results: Arc<Results>,
+}
+
+/// Results already computed, by environment, test and query.
+#[derive(Default)]
+pub struct ResultsCache {
+    entries: Mutex<HashMap<(i64, String, String), CacheEntry>>,
+}
+
+impl std::fmt::Debug for ResultsCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResultsCache")
+    }
+}
+
+impl ResultsCache {
+    fn get(&self, key: &(i64, String, String), last_event: i64, revision: i64, metrics: &str) -> Option<Arc<Results>> {
+        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = entries.get(key)?;
+        (entry.last_event == last_event && entry.revision == revision && entry.metrics == metrics)
+            .then(|| entry.results.clone())
+    }
+
+    fn put(&self, key: (i64, String, String), entry: CacheEntry) {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= CACHE_ENTRIES && !entries.contains_key(&key) {
+            let oldest = entries.iter().min_by_key(|(_, e)| e.results.as_of).map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(key, entry);
+    }
+}
+
+/// The identifier of `identifier_type` in an event's identifiers (JSON object text).
+fn unit_of(identifiers: &str, identifier_type: &str) -> Option<String> {
+    let map: Map<String, Value> = serde_json::from_str(identifiers).ok()?;
+    match map.get(identifier_type)? {
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn dimension_of(row: &ExposureRow, dimension: Option<&str>) -> Option<String> {
+    let name = dimension?;
+    let map: Map<String, Value> = serde_json::from_str(row.dimensions.as_deref()?).ok()?;
+    map.get(name).and_then(Value::as_str).map(str::to_string)
+}
+
+/// The test's definition in a revision document, if the test is in it.
+fn test_in(document: &MatrixDocument, test: &str) -> Option<TestDefinition> {
+    document.tests.get(test).cloned()
+}
+
+impl AppState {
+    /// A test's ranges windows over the environment's history, oldest first.
+    async fn ranges_windows(&self, environment_id: i64, test: &str) -> WriteResult<Vec<RangesWindow>> {
+        let mut metas = Vec::new();
+        let mut before = None;
+        while metas.len() < HISTORY_LIMIT {
+            let page = self.store.list_revisions(environment_id, before, 200).await?;
+            let Some(last) = page.last() else { break };
+            before = Some(last.id);
+            metas.extend(page);
+        }
+        metas.reverse();
+        let mut history = Vec::with_capacity(metas.len());
+        for meta in metas {
+            let Some(revision) = self.store.revision(meta.id).await? else { continue };
+            let definition = MatrixDocument::from_json(&revision.matrix_json).ok().and_then(|(d, _)| test_in(&d, test));
+            history.push((meta.id, meta.created_at, definition));
+        }
+        let borrowed: Vec<(i64, i64, Option<&TestDefinition>)> =
+            history.iter().map(|(id, time, d)| (*id, *time, d.as_ref())).collect();
+        Ok(phase::windows(&borrowed))
+    }
+
+    /// The phase's span: explicit times, revisions, `all`, or (the default) since the last
+    /// change of the test's ranges.
+    fn phase_span(query: &ResultsQuery, windows: &[RangesWindow]) -> WriteResult<(Span, bool)> {
+        let revision_time = |field: &str, text: &str| -> WriteResult<(i64, i64)> {
+            let id = crate::ops::input::parse_revision(text)
+                .ok_or_else(|| bad(field, format!("{field} must be a revision version such as \"12\"")))?;
+            windows
+                .iter()
+                .find(|w| w.revision == id)
+                .map(|w| (w.from, w.to))
+                .ok_or_else(|| bad(field, format!("revision {id} did not change this test's ranges; pick one of the phases listed")))
+        };
+        let mut from = match (&query.from_revision, query.from, query.phase.as_deref()) {
+            (Some(r), _, _) => revision_time("fromRevision", r)?.0,
+            (None, Some(t), _) => t,
+            (None, None, Some("all")) => 0,
+            (None, None, None | Some("current")) => windows.last().map_or(0, |w| w.from),
+            (None, None, Some(other)) => return Err(bad("phase", format!("phase must be 'current' or 'all', not '{other}'"))),
+        };
+        let to = match (&query.to_revision, query.to) {
+            (Some(r), _) => match revision_time("toRevision", r)?.1 {
+                i64::MAX => i64::MAX,
+                next => next - 1,
+            },
+            (None, Some(t)) => t,
+            (None, None) => i64::MAX,
+        };
+        from = from.max(0);
+        if from > to {
+            return Err(bad("from", "the phase starts after it ends"));
+        }
+        let default = query.from_revision.is_none() && query.from.is_none() && query.phase.is_none();
+        Ok((Span { from, to }, default))
+    }
+
+    /// A test's results in an environment.
+    pub async fn results(&self, project: &str, environment: &str, test: &str, query: &ResultsQuery)
+        -> WriteResult<Arc<Results>> {
+        let settings = query.settings()?;
+        let snapshot = self.current(project, environment)?;
+        let (document, _) = MatrixDocument::from_json(std::str::from_utf8(&snapshot.matrix_json).unwrap_or_default())
+            .map_err(WriteError::internal)?;
+        let definition = test_in(&document, test)
+            .ok_or_else(|| WriteError::NotFound(format!("no test '{test}' in environment '{environment}'")))?;
+        let metrics = self.chosen_metrics(project, query.metrics.as_deref()).await?;
+        let metrics_key = metrics.iter().map(|m| format!("{}={}", m.key, m.definition.to_json())).collect::<Vec<_>>().join(";");
+        let last_event = self.store.last_event_id(snapshot.environment_id).await?;
+        let key = (snapshot.environment_id, test.to_string(), query.cache_key());
+        if let Some(cached) = self.results_cache.get(&key, last_event, snapshot.revision.id, &metrics_key) {
+            return Ok(cached);
+        }
+        let windows = self.ranges_windows(snapshot.environment_id, test).await?;
+        let now = now_millis();
+        let (span, default_phase) = Self::phase_span(query, &windows)?;
+        let control = report::control_bucket(&definition, query.control)?;
+        let identifier_type = definition.test_type.clone();
+
+        let mut population = Population::new();
+        let mut after = 0;
+        loop {
+            let rows = self.store.exposures_page(snapshot.environment_id, test, after, last_event, PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            for row in &rows {
+                let Some(unit) = unit_of(&row.identifiers, &identifier_type) else {
+                    population.no_identifier();
+                    continue;
+                };
+                let dimension = dimension_of(row, query.dimension.as_deref());
+                let exposure = Exposure {
+                    time: row.time,
+                    unit: &unit,
+                    bucket: row.bucket,
+                    reason: row.reason.as_deref(),
+                    allocation: row.allocation,
+                    dimension: dimension.as_deref(),
+                };
+                population.add(exposure, span);
+            }
+        }
+        population.finish();
+
+        let pre_window = settings.cuped_days.map(|d| (d * DAY as f64) as i64);
+        let mut plans: Vec<MetricPlan> = metrics
+            .iter()
+            .map(|m| {
+                let cuped = if m.definition.metric_type == metric::MetricType::Ratio { None } else { pre_window };
+                MetricPlan::new(m.definition.clone(), cuped, span.to)
+            })
+            .collect();
+        let mut keys: Vec<String> = plans.iter().flat_map(|p| p.definition.events().map(str::to_string).collect::<Vec<_>>()).collect();
+        keys.sort();
+        keys.dedup();
+        let mut after = 0;
+        while !keys.is_empty() && !population.is_empty() {
+            let rows = self.store.track_page(snapshot.environment_id, keys.clone(), after, last_event, PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            for row in &rows {
+                let Some(unit) = unit_of(&row.identifiers, &identifier_type) else { continue };
+                let Some(index) = population.find(&unit) else { continue };
+                let unit_state = &population.units()[index as usize];
+                let event = Tracked { time: row.time, key: &row.key, value: row.value };
+                for plan in &mut plans {
+                    plan.fold(index, unit_state, event);
+                }
+            }
+        }
+
+        let results = report::build(report::Inputs {
+            test,
+            environment,
+            definition: &definition,
+            metrics: &metrics,
+            plans: &plans,
+            population: &population,
+            windows: &windows,
+            span,
+            default_phase,
+            control,
+            settings,
+            dimension: query.dimension.clone(),
+            as_of: now,
+            last_event,
+            revision: snapshot.revision.id,
+        });
+        let results = Arc::new(results);
+        let entry = CacheEntry { last_event, revision: snapshot.revision.id, metrics: metrics_key, results: results.clone() };
+        self.results_cache.put(key, entry);
+        Ok(results)
+    }
+
+    /// The metrics a query names (all of the project's by default), refusing unknown keys.
+    async fn chosen_metrics(&self, project: &str, keys: Option<&str>) -> WriteResult<Vec<Metric>> {
+        let all = self.metrics(project).await?;
+        let Some(keys) = keys.filter(|k| !k.trim().is_empty()) else { return Ok(all) };
+        let mut chosen = Vec::new();
+        for key in keys.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            let metric = all
+                .iter()
+                .find(|m| m.key == key)
+                .ok_or_else(|| bad("metrics", format!("metrics: there is no metric '{key}' in project '{project}'")))?;
+            if !chosen.iter().any(|m: &Metric| m.key == key) {
+                chosen.push(metric.clone());
+            }
+        }
+        Ok(chosen)
+    }
+}

@@ -1,0 +1,72 @@
+//! A test's experiment results in an environment, and their daily series.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Viewer;
+use crate::error::ApiResult;
+use crate::extract::ApiQuery;
+use crate::openapi::{params, responses, schemas};
+use crate::results::{DailyResults, Results, ResultsQuery};
+use crate::SharedState;
+
+/// The results routes.
+pub fn router() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::new().routes(routes!(get_results)).routes(routes!(get_daily_results))
+}
+
+const DESCRIPTION: &str = r#"Computed from the exposures and tracked events the server stores. The population: units of the test's identifier type, entering at their first exposure in the phase; only exposures reached by hashing count (`reason` `split`, or none), and units exposed to more than one bucket are left out (`excluded` counts both). Per metric and variant: `units`, the metric's `value` and its sufficient `statistics`; per non-control variant, `lift` with `ciLow`/`ciHigh`, and `pValue` (frequentist; `adjustedPValue` with a correction) or `chanceToWin` and `risk` (Bayesian), as GrowthBook's gbstats 0.8.0 computes them. `srm.pValue` is the smallest chi-square p-value of the sample-ratio checks, one per ranges window and allocation with the ranges then in force; `srm.warning` when below 0.001. The default phase starts at the last change of the test's ranges (`phases` lists the others). Results are cached until an event arrives, the matrix or a metric changes; `asOf` says when they were computed."#;
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/environments/{environment}/tests/{test}/results",
+    tag = "results",
+    operation_id = "getResults",
+    summary = "A test's experiment results",
+    description = DESCRIPTION,
+    params(params::TestPath, ResultsQuery),
+    responses(
+        (status = 200, description = "The results.", body = Results),
+        (status = 400, description = "A query parameter is not valid; `field` names it. Codes: `invalid_query`.", body = schemas::BadRequestError),
+        (status = 404, description = "No such project, environment or test. Codes: `not_found`.", body = schemas::ApiError),
+        responses::ReadErrors
+    ),
+    security(("adminToken" = []), ("adminApiKey" = []))
+)]
+async fn get_results(
+    State(state): State<SharedState>,
+    _access: Viewer,
+    Path((project, environment, test)): Path<(String, String, String)>,
+    ApiQuery(query): ApiQuery<ResultsQuery>,
+) -> ApiResult<Json<Arc<Results>>> {
+    Ok(Json(state.results(&project, &environment, &test, &query).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/environments/{environment}/tests/{test}/results/daily",
+    tag = "results",
+    operation_id = "getDailyResults",
+    summary = "A test's results day by day",
+    description = "Per metric, per UTC day of the phase: the units exposed by the end of the day and each variant's value and lift with its interval on those units (their metric values as of the analysis). For charts. Takes the same parameters as the results.",
+    params(params::TestPath, ResultsQuery),
+    responses(
+        (status = 200, description = "The series.", body = DailyResults),
+        (status = 400, description = "A query parameter is not valid; `field` names it. Codes: `invalid_query`.", body = schemas::BadRequestError),
+        (status = 404, description = "No such project, environment or test. Codes: `not_found`.", body = schemas::ApiError),
+        responses::ReadErrors
+    ),
+    security(("adminToken" = []), ("adminApiKey" = []))
+)]
+async fn get_daily_results(
+    State(state): State<SharedState>,
+    _access: Viewer,
+    Path((project, environment, test)): Path<(String, String, String)>,
+    ApiQuery(query): ApiQuery<ResultsQuery>,
+) -> ApiResult<Json<DailyResults>> {
+    Ok(Json(state.results(&project, &environment, &test, &query).await?.daily.clone()))
+}
