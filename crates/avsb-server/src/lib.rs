@@ -64,11 +64,14 @@ pub struct Options {
     /// Whether the console's cookies are `Secure` (the console is served over HTTPS, by a proxy);
     /// without it they are `Secure` when a proxy says the request came over HTTPS.
     pub secure_cookies: bool,
+    /// How long a request for experiment results waits for a computation before it answers
+    /// with the last results (marked stale) or, the first time, "computing".
+    pub results_wait: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { heartbeat: Duration::from_secs(15), secure_cookies: false }
+        Options { heartbeat: Duration::from_secs(15), secure_cookies: false, results_wait: Duration::from_secs(2) }
     }
 }
 

@@ -82,7 +82,16 @@ pub fn results(args: &ResultsArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         encode(&args.test),
         args.query()
     );
-    let results = remote.get(&path)?;
+    let mut results = remote.get(&path)?;
+    let mut told = false;
+    while results["computing"] == true {
+        if !told {
+            eprintln!("avsb: computing the results of a large experiment (started {}); waiting", date(&results["startedAt"]));
+            told = true;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        results = remote.get(&path)?;
+    }
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&results)?)?;
     } else {
@@ -113,6 +122,12 @@ pub fn render(r: &Value) -> String {
         crate::results::date(&r["phase"]["from"]),
         if r["phase"]["default"].as_bool() == Some(true) { " (the last change of the ranges)" } else { "" },
     ));
+    if r["stale"] == true {
+        s.push_str(&format!(
+            "These are the results as of {}; newer events are being included and will show on the next look.\n",
+            date(&r["asOf"])
+        ));
+    }
     let srm = &r["srm"];
     if srm["warning"].as_bool() == Some(true) {
         s.push_str(&format!(

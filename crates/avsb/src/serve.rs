@@ -133,6 +133,7 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         let options = Options {
             heartbeat: std::time::Duration::from_secs(args.heartbeat_secs.max(1)),
             secure_cookies: args.secure_cookies,
+            ..Options::default()
         };
         let state = AppState::load(Arc::new(store), options).await?;
         let listener = tokio::net::TcpListener::bind(args.listen)

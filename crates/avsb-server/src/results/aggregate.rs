@@ -7,7 +7,7 @@
 //! could produce the same).
 
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::metric::{Aggregate, Capping, MetricDefinition, MetricType};
 use super::population::{Population, Unit};
@@ -118,7 +118,7 @@ impl MetricPlan {
 }
 
 /// Sums over the units of one variant (or one variant and dimension value) for one metric.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Sufficient {
     /// Units.

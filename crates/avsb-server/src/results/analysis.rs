@@ -37,7 +37,7 @@ pub enum CorrectionChoice {
 
 /// The settings an analysis ran with (all of them, defaults filled in, so a result says how it
 /// was computed).
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisSettings {
     /// `frequentist` or `bayesian`.
@@ -53,7 +53,7 @@ pub struct AnalysisSettings {
     /// Multiple-comparison correction over the goal metrics' comparisons.
     pub correction: CorrectionChoice,
     /// The statistics: which implementation and whose formulas.
-    pub statistics: &'static str,
+    pub statistics: String,
 }
 
 impl AnalysisSettings {
@@ -110,7 +110,7 @@ pub fn value(metric: &MetricDefinition, s: &Sufficient) -> Option<f64> {
 }
 
 /// One variant against the control, for one metric.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VariantResult {
     /// The bucket value.
@@ -153,7 +153,7 @@ pub struct VariantResult {
 }
 
 /// What a comparison says, in the metric's direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Significantly better.
@@ -271,7 +271,7 @@ pub fn correct(results: &mut [&mut VariantResult], directions: &[Direction], set
 }
 
 /// The sample-ratio check of one ranges window and allocation.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SrmCheck {
     /// When the window started, epoch milliseconds.
@@ -289,7 +289,7 @@ pub struct SrmCheck {
 }
 
 /// One bucket of a sample-ratio check.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SrmBucket {
     /// The bucket value.

@@ -17,6 +17,8 @@ mod report;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::watch;
+
 use avsb_core::document::TestDefinition;
 use avsb_core::MatrixDocument;
 use serde::Deserialize;
@@ -24,8 +26,10 @@ use serde_json::{Map, Value};
 
 pub use report::{DailyPoint, DailyResults, MetricResults, Results, ResultsVariant};
 
+use self::analysis::AnalysisSettings;
+
 use self::aggregate::{MetricPlan, Tracked};
-use self::analysis::{AnalysisSettings, CorrectionChoice, EngineChoice};
+use self::analysis::{CorrectionChoice, EngineChoice};
 use self::phase::RangesWindow;
 use self::population::{Exposure, Population, Span};
 use crate::error::ErrorCode;
@@ -118,7 +122,7 @@ impl ResultsQuery {
             sequential_tuning: self.sequential.unwrap_or(false).then_some(tuning),
             cuped_days: self.cuped.unwrap_or(true).then_some(cuped_days),
             correction: self.correction.unwrap_or_default(),
-            statistics: "avsb-stats: gbstats 0.8.0's formulas",
+            statistics: "avsb-stats: gbstats 0.8.0's formulas".into(),
         })
     }
 
@@ -127,21 +131,34 @@ impl ResultsQuery {
     }
 }
 
+/// A cache key: environment, test, settings.
+type Key = (i64, String, String);
+
 /// What was last computed for a test and settings, and from what.
+#[derive(Clone)]
 struct CacheEntry {
     /// The newest event the results include.
     last_event: i64,
-    /// The environment's revision then.
-    revision: i64,
-    /// The metrics' definitions then.
-    metrics: String,
+    /// The environment's revision and the metrics' definitions then.
+    basis: String,
     results: Arc<Results>,
 }
 
-/// Results already computed, by environment, test and query.
+/// What is stored of computed results (the daily series is not part of `Results`' JSON).
+#[derive(serde::Serialize, Deserialize)]
+struct Persisted {
+    basis: String,
+    results: Results,
+    daily: DailyResults,
+}
+
+type Outcome = Option<Result<Arc<Results>, WriteError>>;
+
+/// Results already computed, and computations under way, by environment, test and settings.
 #[derive(Default)]
 pub struct ResultsCache {
-    entries: Mutex<HashMap<(i64, String, String), CacheEntry>>,
+    entries: Mutex<HashMap<Key, CacheEntry>>,
+    running: Mutex<HashMap<Key, (i64, watch::Receiver<Outcome>)>>,
 }
 
 impl std::fmt::Debug for ResultsCache {
@@ -151,14 +168,11 @@ impl std::fmt::Debug for ResultsCache {
 }
 
 impl ResultsCache {
-    fn get(&self, key: &(i64, String, String), last_event: i64, revision: i64, metrics: &str) -> Option<Arc<Results>> {
-        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = entries.get(key)?;
-        (entry.last_event == last_event && entry.revision == revision && entry.metrics == metrics)
-            .then(|| entry.results.clone())
+    fn get(&self, key: &Key) -> Option<CacheEntry> {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned()
     }
 
-    fn put(&self, key: (i64, String, String), entry: CacheEntry) {
+    fn put(&self, key: Key, entry: CacheEntry) {
         let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if entries.len() >= CACHE_ENTRIES && !entries.contains_key(&key) {
             let oldest = entries.iter().min_by_key(|(_, e)| e.results.as_of).map(|(k, _)| k.clone());
@@ -170,12 +184,75 @@ impl ResultsCache {
     }
 }
 
-/// The identifier of `identifier_type` in an event's identifiers (JSON object text).
-fn unit_of(identifiers: &str, identifier_type: &str) -> Option<String> {
-    let map: Map<String, Value> = serde_json::from_str(identifiers).ok()?;
-    match map.get(identifier_type)? {
-        Value::String(s) => Some(s.clone()),
-        _ => None,
+/// What a request for results gets.
+#[derive(Debug, Clone)]
+pub enum ResultsAnswer {
+    /// Results: current, or (`stale`) the last ones while a recomputation catches up.
+    Ready(Arc<Results>),
+    /// The first computation for these settings is under way (a large experiment): ask again.
+    Computing {
+        /// When it started, epoch milliseconds.
+        started_at: i64,
+    },
+}
+
+/// Everything a computation needs, read by the request that starts it.
+struct Job {
+    key: Key,
+    basis: String,
+    environment_id: i64,
+    environment: String,
+    test: String,
+    query: ResultsQuery,
+    settings: AnalysisSettings,
+    definition: TestDefinition,
+    metrics: Vec<Metric>,
+    control: i32,
+    last_event: i64,
+    revision: i64,
+}
+
+/// Reads one identifier type's value out of events' identifiers (JSON object text, as the
+/// server stores it: serde_json's compact form). The common case is a substring search; text
+/// with escapes, or a type that would need them, is parsed as JSON.
+pub struct UnitReader {
+    identifier_type: String,
+    needle: Option<String>,
+}
+
+impl UnitReader {
+    /// A reader of `identifier_type`.
+    pub fn new(identifier_type: &str) -> UnitReader {
+        let plain = !identifier_type.contains(['"', '\\']) && !identifier_type.chars().any(char::is_control);
+        UnitReader { identifier_type: identifier_type.to_string(), needle: plain.then(|| format!("\"{identifier_type}\":\"")) }
+    }
+
+    /// The identifier, if the event has one of this type (as text).
+    pub fn read<'a>(&self, identifiers: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+        if let Some(needle) = &self.needle {
+            let mut from = 0;
+            while let Some(found) = identifiers[from..].find(needle.as_str()) {
+                let at = from + found;
+                let key_position = matches!(identifiers.as_bytes().get(at.wrapping_sub(1)), Some(b'{' | b','));
+                let start = at + needle.len();
+                if key_position {
+                    let rest = &identifiers[start..];
+                    match rest.find(['"', '\\']) {
+                        Some(end) if rest.as_bytes()[end] == b'"' => return Some(std::borrow::Cow::Borrowed(&rest[..end])),
+                        _ => break,
+                    }
+                }
+                from = start;
+            }
+            if !identifiers.contains('\\') {
+                return None;
+            }
+        }
+        let map: Map<String, Value> = serde_json::from_str(identifiers).ok()?;
+        match map.get(&self.identifier_type)? {
+            Value::String(s) => Some(std::borrow::Cow::Owned(s.clone())),
+            _ => None,
+        }
     }
 }
 
@@ -248,40 +325,139 @@ impl AppState {
         Ok((Span { from, to }, default))
     }
 
-    /// A test's results in an environment.
-    pub async fn results(&self, project: &str, environment: &str, test: &str, query: &ResultsQuery)
-        -> WriteResult<Arc<Results>> {
+    /// A test's results in an environment: the cached ones when nothing changed since; else a
+    /// computation, waited for up to `Options::results_wait`, after which the last results
+    /// answer (marked `stale`) or, the first time, [`ResultsAnswer::Computing`]. The
+    /// computation goes on and stores its results.
+    pub async fn results_answer(self: &Arc<Self>, project: &str, environment: &str, test: &str, query: &ResultsQuery)
+        -> WriteResult<ResultsAnswer> {
         let settings = query.settings()?;
         let snapshot = self.current(project, environment)?;
-        let (document, _) = MatrixDocument::from_json(std::str::from_utf8(&snapshot.matrix_json).unwrap_or_default())
-            .map_err(WriteError::internal)?;
-        let definition = test_in(&document, test)
+        let definition = snapshot
+            .matrix
+            .definition(test)
+            .cloned()
             .ok_or_else(|| WriteError::NotFound(format!("no test '{test}' in environment '{environment}'")))?;
-        let metrics = self.chosen_metrics(project, query.metrics.as_deref()).await?;
-        let metrics_key = metrics.iter().map(|m| format!("{}={}", m.key, m.definition.to_json())).collect::<Vec<_>>().join(";");
-        let last_event = self.store.last_event_id(snapshot.environment_id).await?;
-        let key = (snapshot.environment_id, test.to_string(), query.cache_key());
-        if let Some(cached) = self.results_cache.get(&key, last_event, snapshot.revision.id, &metrics_key) {
-            return Ok(cached);
-        }
-        let windows = self.ranges_windows(snapshot.environment_id, test).await?;
-        let now = now_millis();
-        let (span, default_phase) = Self::phase_span(query, &windows)?;
         let control = report::control_bucket(&definition, query.control)?;
-        let identifier_type = definition.test_type.clone();
+        if let Some(phase) = query.phase.as_deref().filter(|p| !matches!(*p, "current" | "all")) {
+            return Err(bad("phase", format!("phase must be 'current' or 'all', not '{phase}'")));
+        }
+        let metrics = self.chosen_metrics(project, query.metrics.as_deref()).await?;
+        let basis = std::iter::once(snapshot.revision.id.to_string())
+            .chain(metrics.iter().map(|m| format!("{}={}", m.key, m.definition.to_json())))
+            .collect::<Vec<_>>()
+            .join(";");
+        let last_event = self.store.last_event_id(snapshot.environment_id).await?;
+        let key: Key = (snapshot.environment_id, test.to_string(), query.cache_key());
+        let cached = match self.results_cache.get(&key) {
+            Some(entry) => Some(entry),
+            None => self.persisted_results(&key).await,
+        };
+        if let Some(entry) = &cached {
+            if entry.last_event == last_event && entry.basis == basis {
+                return Ok(ResultsAnswer::Ready(entry.results.clone()));
+            }
+        }
+        let job = Job {
+            key: key.clone(),
+            basis,
+            environment_id: snapshot.environment_id,
+            environment: environment.to_string(),
+            test: test.to_string(),
+            query: query.clone(),
+            settings,
+            definition,
+            metrics,
+            control,
+            last_event,
+            revision: snapshot.revision.id,
+        };
+        let (started_at, mut receiver) = self.start_computation(job);
+        let waited = tokio::time::timeout(self.options.results_wait, receiver.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(outcome)) => match outcome.clone() {
+                Some(Ok(results)) => Ok(ResultsAnswer::Ready(results)),
+                Some(Err(e)) => Err(e),
+                None => Ok(ResultsAnswer::Computing { started_at }),
+            },
+            Ok(Err(_)) => Err(WriteError::internal("the results computation ended without an answer")),
+            Err(_) => match cached {
+                Some(entry) => {
+                    let mut stale = Results::clone(&entry.results);
+                    stale.stale = true;
+                    Ok(ResultsAnswer::Ready(Arc::new(stale)))
+                }
+                None => Ok(ResultsAnswer::Computing { started_at }),
+            },
+        }
+    }
+
+    /// A test's results, waiting for the computation however long it takes (requests use
+    /// [`AppState::results_answer`]).
+    pub async fn results(self: &Arc<Self>, project: &str, environment: &str, test: &str, query: &ResultsQuery)
+        -> WriteResult<Arc<Results>> {
+        loop {
+            match self.results_answer(project, environment, test, query).await? {
+                ResultsAnswer::Ready(results) if !results.stale => return Ok(results),
+                _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// The results stored for `key`, if they read.
+    async fn persisted_results(&self, key: &Key) -> Option<CacheEntry> {
+        let (last_event, json) = self.store.result_snapshot(key.0, &key.1, &key.2).await.ok()??;
+        let persisted: Persisted = serde_json::from_str(&json).ok()?;
+        let mut results = persisted.results;
+        results.daily = persisted.daily;
+        let entry = CacheEntry { last_event, basis: persisted.basis, results: Arc::new(results) };
+        self.results_cache.put(key.clone(), entry.clone());
+        Some(entry)
+    }
+
+    /// Starts computing `job` unless the same key is being computed; returns when it started
+    /// and a receiver of its outcome.
+    fn start_computation(self: &Arc<Self>, job: Job) -> (i64, watch::Receiver<Outcome>) {
+        let mut running = self.results_cache.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((started_at, receiver)) = running.get(&job.key) {
+            return (*started_at, receiver.clone());
+        }
+        let (sender, receiver) = watch::channel(None);
+        let started_at = now_millis();
+        running.insert(job.key.clone(), (started_at, receiver.clone()));
+        drop(running);
+        let state = Arc::clone(self);
+        tokio::spawn(async move {
+            let key = job.key.clone();
+            let outcome = state.compute(job).await;
+            if let Err(e) = &outcome {
+                tracing::warn!(test = key.1, "experiment results could not be computed: {e}");
+            }
+            state.results_cache.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
+            sender.send_replace(Some(outcome));
+        });
+        (started_at, receiver)
+    }
+
+    /// Computes, caches and stores one test's results.
+    async fn compute(&self, job: Job) -> WriteResult<Arc<Results>> {
+        let windows = self.ranges_windows(job.environment_id, &job.test).await?;
+        let (span, default_phase) = Self::phase_span(&job.query, &windows)?;
+        let units = UnitReader::new(&job.definition.test_type);
+        let dimension = job.query.dimension.clone();
 
         let mut population = Population::new();
         let mut after = 0;
         loop {
-            let rows = self.store.exposures_page(snapshot.environment_id, test, after, last_event, PAGE).await?;
+            let rows = self.store.exposures_page(job.environment_id, &job.test, after, job.last_event, PAGE).await?;
             let Some(last) = rows.last() else { break };
             after = last.id;
             for row in &rows {
-                let Some(unit) = unit_of(&row.identifiers, &identifier_type) else {
+                let Some(unit) = units.read(&row.identifiers) else {
                     population.no_identifier();
                     continue;
                 };
-                let dimension = dimension_of(row, query.dimension.as_deref());
+                let dimension = dimension_of(row, dimension.as_deref());
                 let exposure = Exposure {
                     time: row.time,
                     unit: &unit,
@@ -295,8 +471,9 @@ impl AppState {
         }
         population.finish();
 
-        let pre_window = settings.cuped_days.map(|d| (d * DAY as f64) as i64);
-        let mut plans: Vec<MetricPlan> = metrics
+        let pre_window = job.settings.cuped_days.map(|d| (d * DAY as f64) as i64);
+        let mut plans: Vec<MetricPlan> = job
+            .metrics
             .iter()
             .map(|m| {
                 let cuped = if m.definition.metric_type == metric::MetricType::Ratio { None } else { pre_window };
@@ -308,11 +485,11 @@ impl AppState {
         keys.dedup();
         let mut after = 0;
         while !keys.is_empty() && !population.is_empty() {
-            let rows = self.store.track_page(snapshot.environment_id, keys.clone(), after, last_event, PAGE).await?;
+            let rows = self.store.track_page(job.environment_id, keys.clone(), after, job.last_event, PAGE).await?;
             let Some(last) = rows.last() else { break };
             after = last.id;
             for row in &rows {
-                let Some(unit) = unit_of(&row.identifiers, &identifier_type) else { continue };
+                let Some(unit) = units.read(&row.identifiers) else { continue };
                 let Some(index) = population.find(&unit) else { continue };
                 let unit_state = &population.units()[index as usize];
                 let event = Tracked { time: row.time, key: &row.key, value: row.value };
@@ -322,26 +499,39 @@ impl AppState {
             }
         }
 
-        let results = report::build(report::Inputs {
-            test,
-            environment,
-            definition: &definition,
-            metrics: &metrics,
-            plans: &plans,
-            population: &population,
-            windows: &windows,
-            span,
-            default_phase,
-            control,
-            settings,
-            dimension: query.dimension.clone(),
-            as_of: now,
-            last_event,
-            revision: snapshot.revision.id,
-        });
+        let (basis, key, last_event) = (job.basis.clone(), job.key.clone(), job.last_event);
+        let results = tokio::task::spawn_blocking(move || {
+            report::build(report::Inputs {
+                test: &job.test,
+                environment: &job.environment,
+                definition: &job.definition,
+                metrics: &job.metrics,
+                plans: &plans,
+                population: &population,
+                windows: &windows,
+                span,
+                default_phase,
+                control: job.control,
+                settings: job.settings.clone(),
+                dimension: job.query.dimension.clone(),
+                as_of: now_millis(),
+                last_event: job.last_event,
+                revision: job.revision,
+            })
+        })
+        .await
+        .map_err(|e| WriteError::internal(format!("the results computation failed: {e}")))?;
         let results = Arc::new(results);
-        let entry = CacheEntry { last_event, revision: snapshot.revision.id, metrics: metrics_key, results: results.clone() };
-        self.results_cache.put(key, entry);
+        let persisted = Persisted { basis: basis.clone(), results: Results::clone(&results), daily: results.daily.clone() };
+        match serde_json::to_string(&persisted) {
+            Ok(json) => {
+                if let Err(e) = self.store.put_result_snapshot(key.0, &key.1, &key.2, last_event, &json).await {
+                    tracing::warn!(test = key.1, "experiment results could not be stored: {e}");
+                }
+            }
+            Err(e) => tracing::warn!(test = key.1, "experiment results could not be written as JSON: {e}"),
+        }
+        self.results_cache.put(key, CacheEntry { last_event, basis, results: results.clone() });
         Ok(results)
     }
 
@@ -360,5 +550,22 @@ impl AppState {
             }
         }
         Ok(chosen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UnitReader;
+
+    #[test]
+    fn the_unit_reader_finds_a_type_only_as_a_key_and_falls_back_to_json_for_escapes() {
+        let user = UnitReader::new("USER");
+        assert_eq!(user.read(r#"{"USER":"u1"}"#).as_deref(), Some("u1"));
+        assert_eq!(user.read(r#"{"ACCOUNT":"42","USER":"u-2"}"#).as_deref(), Some("u-2"));
+        assert_eq!(user.read(r#"{"ACCOUNT":"\"USER\":\"x","USER":"u3"}"#).as_deref(), Some("u3"));
+        assert_eq!(user.read(r#"{"USER":"a\"b"}"#).as_deref(), Some("a\"b"));
+        assert_eq!(user.read(r#"{"ACCOUNT":"42"}"#), None);
+        assert_eq!(user.read(r#"{"XUSER":"u1"}"#), None);
+        assert_eq!(UnitReader::new("we\"ird").read(r#"{"we\"ird":"v"}"#).as_deref(), Some("v"));
     }
 }

@@ -57,7 +57,7 @@ pub struct Unit {
 }
 
 /// Exposures read and left out, and why.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Exclusions {
     /// Exposures outside the phase.

@@ -1,6 +1,6 @@
 //! A test's results as the API, the console and the command line show them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::aggregate::{MetricPlan, Sufficient};
 use super::analysis::{self, AnalysisSettings, SrmBucket, SrmCheck, VariantResult, SRM_THRESHOLD};
@@ -18,7 +18,7 @@ use crate::ops::{WriteError, WriteResult};
 const MAX_DAYS: usize = 366;
 
 /// A variant of the test.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResultsVariant {
     /// The bucket value.
@@ -32,7 +32,7 @@ pub struct ResultsVariant {
 }
 
 /// One metric's results.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricResults {
     /// The metric's key.
@@ -56,7 +56,7 @@ pub struct MetricResults {
 }
 
 /// The phase the results cover.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PhaseInfo {
     /// Its start, epoch milliseconds.
@@ -68,7 +68,7 @@ pub struct PhaseInfo {
 }
 
 /// A span during which the test's ranges stayed the same: a phase one may pick.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RangesPhase {
     /// The revision that set the ranges.
@@ -82,7 +82,7 @@ pub struct RangesPhase {
 }
 
 /// The sample-ratio check over the phase.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SrmSummary {
     /// The smallest p-value of the checks (none: nothing to check).
@@ -99,7 +99,7 @@ pub struct SrmSummary {
 }
 
 /// The results broken down by one dimension's values.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DimensionResults {
     /// The dimension.
@@ -109,7 +109,7 @@ pub struct DimensionResults {
 }
 
 /// One value of a dimension.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DimensionValue {
     /// The value (none: units without it).
@@ -121,7 +121,7 @@ pub struct DimensionValue {
 }
 
 /// A test's results in an environment.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Results {
     /// The test.
@@ -132,6 +132,10 @@ pub struct Results {
     pub identifier_type: String,
     /// When these results were computed, epoch milliseconds.
     pub as_of: i64,
+    /// Newer events exist than these results include: a recomputation is under way (a large
+    /// experiment); these are the last results, as of `asOf`.
+    #[serde(default)]
+    pub stale: bool,
     /// The newest event they include (its id).
     pub last_event_id: i64,
     /// The environment's revision then.
@@ -161,7 +165,7 @@ pub struct Results {
 }
 
 /// One day of a metric's cumulative results.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DailyPoint {
     /// The end of the day (UTC), epoch milliseconds.
@@ -171,7 +175,7 @@ pub struct DailyPoint {
 }
 
 /// A variant on one day.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DailyVariant {
     /// The bucket value.
@@ -192,7 +196,7 @@ pub struct DailyVariant {
 }
 
 /// Per metric, its daily series.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DailyResults {
     /// Per metric (in the order of the results), cumulative by the units' first-exposure day:
@@ -201,7 +205,7 @@ pub struct DailyResults {
 }
 
 /// One metric's daily series.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DailyMetric {
     /// The metric's key.
@@ -506,6 +510,7 @@ pub fn build(inputs: Inputs<'_>) -> Results {
         environment: inputs.environment.to_string(),
         identifier_type: inputs.definition.test_type.clone(),
         as_of: inputs.as_of,
+        stale: false,
         last_event_id: inputs.last_event,
         revision: inputs.revision.to_string(),
         phase: PhaseInfo {

@@ -612,6 +612,13 @@ pub trait Store: Send + Sync + 'static {
     async fn track_page(&self, environment_id: i64, keys: Vec<String>, after: i64, up_to: i64, limit: u32)
         -> StoreResult<Vec<TrackRow>>;
 
+    /// The last results stored for a test, environment and settings: (the newest event they
+    /// include, their JSON).
+    async fn result_snapshot(&self, environment_id: i64, test: &str, query_key: &str) -> StoreResult<Option<(i64, String)>>;
+    /// Stores results (replacing those of the same test, environment and settings).
+    async fn put_result_snapshot(&self, environment_id: i64, test: &str, query_key: &str, last_event_id: i64, results: &str)
+        -> StoreResult<()>;
+
     /// Creates a metric; [`StoreError::Duplicate`] if the project has one with that key.
     async fn create_metric(&self, project_id: i64, key: &str, definition: &str) -> StoreResult<MetricRecord>;
     /// Replaces a metric's definition; `None` if there is no such metric.

@@ -23,6 +23,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/sqlite/001_initial.sql")),
         M::up(include_str!("../../migrations/sqlite/002_accounts.sql")),
         M::up(include_str!("../../migrations/sqlite/003_results.sql")),
+        M::up(include_str!("../../migrations/sqlite/004_result_snapshots.sql")),
     ])
 }
 
@@ -993,8 +994,11 @@ impl Store for SqliteStore {
 
     async fn last_event_id(&self, environment_id: i64) -> StoreResult<i64> {
         self.call(move |conn| {
+            // One index seek per kind (events_by_environment is (environment_id, kind, id)).
             Ok(conn.query_row(
-                "SELECT COALESCE(MAX(id), 0) FROM events WHERE environment_id = ?1",
+                "SELECT COALESCE(MAX(last), 0) FROM (
+                     SELECT MAX(id) AS last FROM events WHERE environment_id = ?1 AND kind = 'exposure'
+                     UNION ALL SELECT MAX(id) FROM events WHERE environment_id = ?1 AND kind = 'track')",
                 [environment_id],
                 |r| r.get(0),
             )?)
@@ -1063,6 +1067,42 @@ impl Store for SqliteStore {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn result_snapshot(&self, environment_id: i64, test: &str, query_key: &str) -> StoreResult<Option<(i64, String)>> {
+        let (test, query_key) = (test.to_string(), query_key.to_string());
+        self.call(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT last_event_id, results FROM result_snapshots WHERE environment_id = ?1 AND test = ?2 AND query_key = ?3",
+                    params![environment_id, test, query_key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn put_result_snapshot(
+        &self,
+        environment_id: i64,
+        test: &str,
+        query_key: &str,
+        last_event_id: i64,
+        results: &str,
+    ) -> StoreResult<()> {
+        let (test, query_key, results) = (test.to_string(), query_key.to_string(), results.to_string());
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO result_snapshots (environment_id, test, query_key, last_event_id, computed_at, results)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (environment_id, test, query_key) DO UPDATE
+                 SET last_event_id = excluded.last_event_id, computed_at = excluded.computed_at, results = excluded.results",
+                params![environment_id, test, query_key, last_event_id, now_millis(), results],
+            )?;
+            Ok(())
         })
         .await
     }

@@ -277,3 +277,62 @@ fn bad_result_parameters_name_the_parameter() {
     assert_error(&s.admin("GET", &path("?colour=red"), None), 400, "invalid_query", &["colour"]);
     assert_eq!(s.admin("GET", &format!("{}/tests/nope/results", env_path("development")), None).status, 404);
 }
+
+#[test]
+fn results_are_stored_and_the_first_request_after_a_restart_answers_them_without_recomputing() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut s = Server::start_in(data.path());
+    save_test(&s, "exp", &definition("exp", ranges(0.5)));
+    let t = crate::support::now_millis();
+    post_all(&s, vec![split_exposure("a", 0, t), split_exposure("b", 1, t)]);
+    let before = results(&s, "");
+    s.stop().expect("a clean stop");
+    let s = Server::start_in(data.path());
+    let after = results(&s, "");
+    assert_eq!(after["asOf"], before["asOf"], "the stored results, not a new computation");
+    assert_eq!(after, before);
+}
+
+/// The demo in process, with requests that never wait for a computation.
+async fn impatient() -> crate::common::Demo {
+    let options = avsb_server::Options { results_wait: Duration::ZERO, ..avsb_server::Options::default() };
+    crate::common::Demo::start(options).await
+}
+
+async fn results_of(d: &crate::common::Demo) -> crate::common::Reply {
+    d.admin("GET", &format!("{}/tests/checkout-v2/results", env_path("production")), None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_first_computation_answers_202_and_a_recomputation_answers_the_last_results_marked_stale() {
+    let d = impatient().await;
+    let first = results_of(&d).await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    assert_eq!(first.header("retry-after"), Some("2"));
+    assert_eq!(first.json()["computing"], true);
+    let ready = loop {
+        let reply = results_of(&d).await;
+        if reply.status == 200 {
+            break reply.json();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(ready["stale"], false);
+    let units = ready["variants"][0]["units"].as_u64().expect("units");
+
+    // One more exposure: the last results answer at once, marked stale, until the new ones are in.
+    let event = json!({"events": [{"kind": "exposure", "identifiers": {"USER": "late"}, "test": "checkout-v2", "bucket": 0, "reason": "split", "allocation": 0}]});
+    let key = d.secrets.sdk_key("production").expect("production key").to_string();
+    let posted = d.call("POST", "/sdk/v1/events", Some(&key), Some(&event.to_string()), &[]).await;
+    assert_eq!(posted.status, 202);
+    let stale = results_of(&d).await.json();
+    assert_eq!((stale["stale"].as_bool(), &stale["asOf"]), (Some(true), &ready["asOf"]));
+    let fresh = loop {
+        let reply = results_of(&d).await.json();
+        if reply["stale"] == false {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(fresh["variants"][0]["units"].as_u64(), Some(units + 1));
+}

@@ -1,9 +1,10 @@
 //! A test's experiment results in an environment, and their daily series.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -11,15 +12,30 @@ use crate::auth::Viewer;
 use crate::error::ApiResult;
 use crate::extract::ApiQuery;
 use crate::openapi::{params, responses, schemas};
-use crate::results::{DailyResults, Results, ResultsQuery};
+use crate::results::{DailyResults, Results, ResultsAnswer, ResultsQuery};
 use crate::SharedState;
+
+/// The first computation of a large experiment's results is under way.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Computing {
+    /// Always true.
+    computing: bool,
+    /// When the computation started, epoch milliseconds.
+    started_at: i64,
+}
+
+fn computing(started_at: i64) -> Response {
+    let body = Computing { computing: true, started_at };
+    (StatusCode::ACCEPTED, [(axum::http::header::RETRY_AFTER, "2")], Json(body)).into_response()
+}
 
 /// The results routes.
 pub fn router() -> OpenApiRouter<SharedState> {
     OpenApiRouter::new().routes(routes!(get_results)).routes(routes!(get_daily_results))
 }
 
-const DESCRIPTION: &str = r#"Computed from the exposures and tracked events the server stores. The population: units of the test's identifier type, entering at their first exposure in the phase; only exposures reached by hashing count (`reason` `split`, or none), and units exposed to more than one bucket are left out (`excluded` counts both). Per metric and variant: `units`, the metric's `value` and its sufficient `statistics`; per non-control variant, `lift` with `ciLow`/`ciHigh`, and `pValue` (frequentist; `adjustedPValue` with a correction) or `chanceToWin` and `risk` (Bayesian), as GrowthBook's gbstats 0.8.0 computes them. `srm.pValue` is the smallest chi-square p-value of the sample-ratio checks, one per ranges window and allocation with the ranges then in force; `srm.warning` when below 0.001. The default phase starts at the last change of the test's ranges (`phases` lists the others). Results are cached until an event arrives, the matrix or a metric changes; `asOf` says when they were computed."#;
+const DESCRIPTION: &str = r#"Computed from the exposures and tracked events the server stores. The population: units of the test's identifier type, entering at their first exposure in the phase; only exposures reached by hashing count (`reason` `split`, or none), and units exposed to more than one bucket are left out (`excluded` counts both). Per metric and variant: `units`, the metric's `value` and its sufficient `statistics`; per non-control variant, `lift` with `ciLow`/`ciHigh`, and `pValue` (frequentist; `adjustedPValue` with a correction) or `chanceToWin` and `risk` (Bayesian), as GrowthBook's gbstats 0.8.0 computes them. `srm.pValue` is the smallest chi-square p-value of the sample-ratio checks, one per ranges window and allocation with the ranges then in force; `srm.warning` when below 0.001. The default phase starts at the last change of the test's ranges (`phases` lists the others). Results are cached until an event arrives, the matrix or a metric changes; `asOf` says when they were computed. A request waits up to 2 s for a computation; a large experiment's first computation then answers 202 (`Retry-After`), and a recomputation answers the last results with `stale: true` while it runs."#;
 
 #[utoipa::path(
     get,
@@ -31,6 +47,7 @@ const DESCRIPTION: &str = r#"Computed from the exposures and tracked events the 
     params(params::TestPath, ResultsQuery),
     responses(
         (status = 200, description = "The results.", body = Results),
+        (status = 202, description = "The first computation is under way; ask again.", body = Computing),
         (status = 400, description = "A query parameter is not valid; `field` names it. Codes: `invalid_query`.", body = schemas::BadRequestError),
         (status = 404, description = "No such project, environment or test. Codes: `not_found`.", body = schemas::ApiError),
         responses::ReadErrors
@@ -42,8 +59,11 @@ async fn get_results(
     _access: Viewer,
     Path((project, environment, test)): Path<(String, String, String)>,
     ApiQuery(query): ApiQuery<ResultsQuery>,
-) -> ApiResult<Json<Arc<Results>>> {
-    Ok(Json(state.results(&project, &environment, &test, &query).await?))
+) -> ApiResult<Response> {
+    Ok(match state.results_answer(&project, &environment, &test, &query).await? {
+        ResultsAnswer::Ready(results) => Json(results).into_response(),
+        ResultsAnswer::Computing { started_at } => computing(started_at),
+    })
 }
 
 #[utoipa::path(
@@ -56,6 +76,7 @@ async fn get_results(
     params(params::TestPath, ResultsQuery),
     responses(
         (status = 200, description = "The series.", body = DailyResults),
+        (status = 202, description = "The first computation is under way; ask again.", body = Computing),
         (status = 400, description = "A query parameter is not valid; `field` names it. Codes: `invalid_query`.", body = schemas::BadRequestError),
         (status = 404, description = "No such project, environment or test. Codes: `not_found`.", body = schemas::ApiError),
         responses::ReadErrors
@@ -67,6 +88,9 @@ async fn get_daily_results(
     _access: Viewer,
     Path((project, environment, test)): Path<(String, String, String)>,
     ApiQuery(query): ApiQuery<ResultsQuery>,
-) -> ApiResult<Json<DailyResults>> {
-    Ok(Json(state.results(&project, &environment, &test, &query).await?.daily.clone()))
+) -> ApiResult<Response> {
+    Ok(match state.results_answer(&project, &environment, &test, &query).await? {
+        ResultsAnswer::Ready(results) => Json(results.daily.clone()).into_response(),
+        ResultsAnswer::Computing { started_at } => computing(started_at),
+    })
 }
