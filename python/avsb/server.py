@@ -103,6 +103,9 @@ class AvsbServer(_native.Evaluator):
 
     Offline mode (``offline=True, matrix_path=...``) reads a matrix file (a Proctor test matrix
     or an A vs B datafile) and never touches the network.
+
+    ``exposure_dimensions=['device', 'country']`` copies those context attributes (strings,
+    numbers, booleans) onto every exposure, so experiment results can be broken down by them.
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class AvsbServer(_native.Evaluator):
         send_events: bool = True,
         flush_interval: float = 5.0,
         events_capacity: int = 10_000,
+        exposure_dimensions: list[str] | tuple[str, ...] = (),
         timeout: float = 5.0,
     ) -> None:
         super().__init__()
@@ -138,6 +142,9 @@ class AvsbServer(_native.Evaluator):
             raise ConfigError("poll_interval, flush_interval and timeout must be positive numbers of seconds")
         if events_capacity < 1:
             raise ConfigError("events_capacity must be at least 1")
+        dimensions = list(exposure_dimensions)
+        if len(dimensions) > 8 or not all(isinstance(d, str) and 0 < len(d) <= 64 for d in dimensions):
+            raise ConfigError("exposure_dimensions must name at most 8 context attributes, each 1 to 64 characters")
         self._stream = bool(stream)
         self._poll_interval = float(poll_interval)
         self._flush_interval = float(flush_interval)
@@ -152,7 +159,7 @@ class AvsbServer(_native.Evaluator):
         self._warned_not_ready = False
         # Set by on_ready_sync() in an AppConfig.ready(): the wait owed once requests are served.
         self._wait_before_serving = False
-        self._configure_events(self._send_events, self._events_capacity)
+        self._configure_events(self._send_events, self._events_capacity, dimensions=dimensions)
         self._start_state()
         if self._offline:
             self._load_offline(matrix_path, schema_path)

@@ -27,6 +27,28 @@ pub struct Shared {
     /// Which (problem, flag) pairs were logged for which engine: each is logged once per matrix,
     /// not once per call (a first-boot outage would otherwise log every flag of every request).
     warned: Mutex<(usize, rustc_hash::FxHashSet<u64>)>,
+    /// Context attributes copied onto each exposure as `dimensions` (for results broken down by
+    /// device, country...).
+    pub exposure_dimensions: arc_swap::ArcSwap<Vec<String>>,
+}
+
+impl Evaluator {
+    /// Records the exposure of one test `identify` assigned (django-proctor's drop-in evaluating
+    /// locally), as the typed getters do: not for force groups, once per unit and bucket.
+    fn record_identify_exposure(&self, data: &EngineData, request: &avsb_core::Request<'_>, assignment: &avsb_core::Assignment<'_>) {
+        let Some(bucket) = assignment.bucket else { return };
+        let Some((reason, allocation)) = assignment.reason.exposure() else { return };
+        if reason == "forced" {
+            return;
+        }
+        let Some(definition) = data.matrix.definition(assignment.test) else { return };
+        let Some(slot) = data.matrix.identifier_slot(&definition.test_type) else { return };
+        let Some(Some(identifier)) = request.identifiers.get(slot) else { return };
+        let identifier_type: Arc<str> = Arc::from(definition.test_type.as_str());
+        let (test, version) = (assignment.test, assignment.version);
+        let mut events = self.shared.events();
+        events.exposure(&identifier_type, identifier, test, bucket.value, &bucket.name, version, reason, allocation, None);
+    }
 }
 
 impl Shared {
@@ -81,6 +103,7 @@ impl Evaluator {
                 events_enabled: AtomicBool::new(false),
                 logger,
                 warned: Mutex::new((0, Default::default())),
+                exposure_dimensions: arc_swap::ArcSwap::from_pointee(Vec::new()),
             }),
         })
     }
@@ -96,13 +119,18 @@ impl Evaluator {
         self.shared.engine.load_full().map(|data| Engine { data })
     }
 
-    /// Turns exposure and track recording on or off and bounds the buffer.
-    #[pyo3(signature = (enabled, capacity=10_000, dedup_capacity=100_000))]
-    fn _configure_events(&self, enabled: bool, capacity: usize, dedup_capacity: usize) {
+    /// Turns exposure and track recording on or off, bounds the buffer, and names the context
+    /// attributes exposures carry as `dimensions` (at most 8).
+    #[pyo3(signature = (enabled, capacity=10_000, dedup_capacity=100_000, dimensions=None))]
+    fn _configure_events(&self, enabled: bool, capacity: usize, dedup_capacity: usize, dimensions: Option<Vec<String>>) {
         let mut events = self.shared.events();
         let counts = events.counts;
         *events = EventBuffer::new(capacity, dedup_capacity);
         events.counts = counts;
+        drop(events);
+        let mut dimensions = dimensions.unwrap_or_default();
+        dimensions.truncate(crate::events::MAX_DIMENSIONS);
+        self.shared.exposure_dimensions.store(Arc::new(dimensions));
         self.shared.events_enabled.store(enabled, Ordering::Relaxed);
     }
 
@@ -183,10 +211,14 @@ impl Evaluator {
         params.now_millis = Some(events::now_millis());
         params.random_seed = data.random_seed();
         let out = PyDict::new(py);
+        let record = self.shared.events_enabled.load(Ordering::Relaxed);
         let result = pipet::with_request(&data.matrix, &params, |request, _| -> PyResult<()> {
             let evaluation = data.matrix.evaluate(request);
             for assignment in evaluation.assigned() {
                 out.set_item(assignment.test, group_object(py, &data, assignment)?)?;
+                if record {
+                    self.record_identify_exposure(&data, request, assignment);
+                }
             }
             Ok(())
         });

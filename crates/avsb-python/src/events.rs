@@ -21,6 +21,8 @@ pub const MAX_STRING: usize = 256;
 pub const MAX_PROPERTIES: usize = 8 * 1024;
 /// The most events the server accepts in one batch.
 pub const MAX_BATCH: usize = 1000;
+/// The most dimensions the server accepts on one exposure.
+pub const MAX_DIMENSIONS: usize = 8;
 
 /// One event waiting to be sent.
 pub enum Event {
@@ -33,6 +35,7 @@ pub enum Event {
         version: Option<String>,
         reason: &'static str,
         allocation: Option<usize>,
+        dimensions: Option<Json>,
         time: i64,
     },
     Track {
@@ -47,7 +50,7 @@ pub enum Event {
 impl Event {
     fn to_json(&self) -> Json {
         match self {
-            Event::Exposure { identifier_type, identifier, test, bucket, bucket_name, version, reason, allocation, time } => {
+            Event::Exposure { identifier_type, identifier, test, bucket, bucket_name, version, reason, allocation, dimensions, time } => {
                 let mut e = json!({
                     "kind": "exposure",
                     "identifiers": { &**identifier_type: identifier },
@@ -59,6 +62,9 @@ impl Event {
                 });
                 if let Some(a) = allocation {
                     e["allocation"] = Json::from(*a);
+                }
+                if let Some(d) = dimensions {
+                    e["dimensions"] = d.clone();
                 }
                 if let Some(v) = version {
                     e["version"] = Json::from(v.as_str());
@@ -155,6 +161,7 @@ impl EventBuffer {
         version: Option<&str>,
         reason: &'static str,
         allocation: Option<usize>,
+        dimensions: Option<Json>,
     ) {
         let mut h = FxHasher::default();
         (test, identifier, &**identifier_type, bucket, version).hash(&mut h);
@@ -179,6 +186,7 @@ impl EventBuffer {
             version: version.map(str::to_string),
             reason,
             allocation,
+            dimensions,
             time: now_millis(),
         };
         if self.push(event) {

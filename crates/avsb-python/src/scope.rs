@@ -73,7 +73,24 @@ impl Scope {
         }
     }
 
-    fn record_exposure(&self, data: &EngineData, test_objects: &TestObjects, assignment: &Assignment<'_>) {
+    /// The configured context attributes of this scope's context, as an exposure's
+    /// `dimensions` (text values up to the server's limit; other values left out).
+    fn dimensions(&self, py: Python<'_>) -> Option<serde_json::Value> {
+        let names = self.shared.exposure_dimensions.load();
+        if names.is_empty() {
+            return None;
+        }
+        let context = self.context.bind(py);
+        let mut out = serde_json::Map::new();
+        for name in names.iter() {
+            if let Some(text) = context_attribute(context, name) {
+                out.insert(name.clone(), serde_json::Value::String(text));
+            }
+        }
+        (!out.is_empty()).then_some(serde_json::Value::Object(out))
+    }
+
+    fn record_exposure(&self, py: Python<'_>, data: &EngineData, test_objects: &TestObjects, assignment: &Assignment<'_>) {
         if !self.shared.events_enabled.load(Ordering::Relaxed) || matches!(assignment.reason, Reason::Forced) {
             return;
         }
@@ -87,7 +104,9 @@ impl Scope {
         let Some((reason, allocation)) = assignment.reason.exposure() else { return };
         let test = assignment.test;
         let version = assignment.version;
-        self.shared.events().exposure(&identifier_type, identifier, test, bucket.value, &bucket.name, version, reason, allocation);
+        let dimensions = self.dimensions(py);
+        let mut events = self.shared.events();
+        events.exposure(&identifier_type, identifier, test, bucket.value, &bucket.name, version, reason, allocation, dimensions);
     }
 
     /// One typed flag call. The variant, the reason and the versions are worked out only when
@@ -160,12 +179,12 @@ impl Scope {
                 // Not reached for a matrix the engine accepts; such a bucket would defer to the
                 // caller's default (OFREP's omitted value).
                 None => {
-                    self.record_exposure(&data, test_objects, &assignment);
+                    self.record_exposure(py, &data, test_objects, &assignment);
                     Ok(assigned(default.clone().unbind(), None))
                 }
                 Some(payload) => match typed_value(py, Some(test_objects), &assignment, payload, flag_type) {
                     Ok(Some(value)) => {
-                        self.record_exposure(&data, test_objects, &assignment);
+                        self.record_exposure(py, &data, test_objects, &assignment);
                         Ok(assigned(value, None))
                     }
                     Ok(None) => {
@@ -198,6 +217,32 @@ impl Scope {
         }
         details.value
     }
+}
+
+/// A context attribute as text: a key of the context dict, or of one of a multi-context's
+/// nested contexts; strings, numbers and booleans only, at most 256 bytes.
+fn context_attribute(context: &Bound<'_, PyAny>, name: &str) -> Option<String> {
+    let dict = context.cast::<PyDict>().ok()?;
+    let value = match dict.get_item(name).ok().flatten() {
+        Some(v) => v,
+        None => dict
+            .values()
+            .iter()
+            .filter_map(|nested| nested.cast_into::<PyDict>().ok())
+            .find_map(|nested| nested.get_item(name).ok().flatten())?,
+    };
+    let text = if value.is_instance_of::<PyBool>() {
+        if value.is_truthy().ok()? { "true".to_string() } else { "false".to_string() }
+    } else if let Ok(s) = value.extract::<String>() {
+        s
+    } else if let Ok(i) = value.extract::<i64>() {
+        i.to_string()
+    } else if let Ok(f) = value.extract::<f64>() {
+        f.to_string()
+    } else {
+        return None;
+    };
+    (text.len() <= crate::events::MAX_STRING).then_some(text)
 }
 
 /// The error of a typed getter on a test none of whose buckets has a payload of its type.
@@ -272,7 +317,7 @@ impl Scope {
         self.with_assignment(&data, test, |assignment| match assignment {
             Some(assignment) => {
                 if assignment.bucket.is_some() {
-                    self.record_exposure(&data, test_objects, &assignment);
+                    self.record_exposure(py, &data, test_objects, &assignment);
                 }
                 group_object(py, &data, &assignment)
             }

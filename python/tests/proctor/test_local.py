@@ -150,3 +150,19 @@ def test_an_sdk_without_a_matrix_waits_briefly_then_leaves_tests_unassigned(fres
         assert sdk.on_ready_sync(15)
         _, data = page(client, user="u_1", plan="pro")
         assert data["groups"]["checkout-v2"] == ["on", 1, True]
+
+
+def test_groups_evaluated_locally_are_recorded_as_exposures_once_per_user(fresh_server, make_sdk):
+    sdk = make_sdk(fresh_server, flush_interval=60)
+    assert sdk.on_ready_sync(10)
+    with override_settings(PROCTOR_AVSB_SERVER=sdk, PROCTOR_CACHE_METHOD=None, PROCTOR_LAZY=False):
+        client = Client()
+        for _ in range(3):
+            _, data = page(client, user="visitor-1", country="US", loggedIn="true", plan="pro")
+    sdk.close_sync()
+    exposures = [e for e in fresh_server.events() if e["kind"] == "exposure"]
+    recorded = {e["test"] for e in exposures}
+    assert recorded and recorded <= set(data["groups"]), (recorded, data["groups"])
+    assert len(exposures) == len(recorded), "once per test and user, however many pages"
+    assert all(e["reason"] in ("split", "targeted", "default") for e in exposures)
+    assert {e["identifiers"].get("USER") for e in exposures if "USER" in e["identifiers"]} <= {"visitor-1"}

@@ -219,3 +219,30 @@ def test_events_the_server_would_refuse_are_dropped_at_record_time(scripted, tmp
     events = server.events()
     assert [e["key"] for e in events] == ["fine"]
     assert events[0]["properties"] == {"n": [1, 2.5, None, True, "s"]}
+
+
+def test_exposures_carry_the_configured_context_attributes_and_results_break_down_by_them(fresh_server, make_sdk):
+    sdk = make_sdk(fresh_server, flush_interval=60, exposure_dimensions=["device", "beta"])
+    assert sdk.on_ready_sync(timeout=10)
+    devices = {}
+    for i in range(40):
+        device = "mobile" if i % 4 else "desktop"
+        devices[f"d{i}"] = device
+        context = {"kind": "multi", "user": {"key": f"d{i}", "device": device}, "org": {"key": "o1", "beta": True}}
+        sdk.for_user(context).get_bool_flag("checkout-v2", False)
+    sdk.close_sync()
+    exposures = [e for e in fresh_server.events() if e["kind"] == "exposure"]
+    assert len(exposures) == 40
+    for e in exposures:
+        assert json.loads(e["dimensions"]) == {"device": devices[e["identifiers"]["USER"]], "beta": "true"}
+    reply = fresh_server.admin("GET", "/environments/development/tests/checkout-v2/results?dimension=device")
+    assert reply.status_code == 200, reply.text
+    breakdown = {v["value"]: v["units"] for v in reply.json()["dimension"]["values"]}
+    assert breakdown == {"mobile": 30, "desktop": 10}
+
+
+def test_bad_exposure_dimensions_are_refused_at_start():
+    from avsb import ConfigError
+
+    with pytest.raises(ConfigError, match="exposure_dimensions"):
+        AvsbServer(sdk_key="sdk-x", base_url="http://127.0.0.1:9", exposure_dimensions=[f"d{i}" for i in range(9)])
