@@ -996,9 +996,8 @@ impl Store for SqliteStore {
         self.call(move |conn| {
             // One index seek per kind (events_by_environment is (environment_id, kind, id)).
             Ok(conn.query_row(
-                "SELECT COALESCE(MAX(last), 0) FROM (
-                     SELECT MAX(id) AS last FROM events WHERE environment_id = ?1 AND kind = 'exposure'
-                     UNION ALL SELECT MAX(id) FROM events WHERE environment_id = ?1 AND kind = 'track')",
+                "SELECT MAX(COALESCE((SELECT id FROM events WHERE environment_id = ?1 AND kind = 'exposure' ORDER BY id DESC LIMIT 1), 0),
+                            COALESCE((SELECT id FROM events WHERE environment_id = ?1 AND kind = 'track' ORDER BY id DESC LIMIT 1), 0))",
                 [environment_id],
                 |r| r.get(0),
             )?)
