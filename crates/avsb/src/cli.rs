@@ -36,6 +36,10 @@ enum Command {
     /// A test's experiment results from a running server: per metric and variant, units,
     /// value, lift with its interval, p-value or chance to win; the sample-ratio check.
     Results(crate::results::ResultsArgs),
+    /// Create and change tests on a running server without writing JSON: create, rollout,
+    /// target, kill, rollback, promote, show, list, history. Every change shows the server's
+    /// preview (the diff and who changes bucket) and asks first.
+    Flag(crate::flag::FlagArgs),
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +118,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
         Command::Token(command) => crate::serve::token(command, out),
         Command::User(command) => crate::serve::user(command, out),
         Command::Results(args) => crate::results::results(&args, out),
+        Command::Flag(args) => crate::flag::run(args, out, err),
     };
     match result {
         Ok(code) => ExitCode::from(code),
