@@ -213,8 +213,9 @@ def main() -> None:
             print(f"ingest: {seconds:.1f} s, {total / seconds:,.0f} events/s (including the client's JSON encoding)", flush=True)
             path = "/api/v1/projects/demo/environments/development/tests/bench/results?metrics=buy,rev&cuped=false"
             first, r = timed(lambda: until_ready(server, path))
-            again, _ = timed(lambda: server.call("GET", path))
-            print(f"results, the first computation (a full scan): {first * 1000:,.0f} ms; again, nothing new: {again * 1000:,.1f} ms", flush=True)
+            agains = sorted(timed(lambda: server.call("GET", path))[0] for _ in range(7))
+            again = agains[len(agains) // 2]
+            print(f"results, the first computation (a full scan): {first * 1000:,.0f} ms; again, nothing new: {again * 1000:,.1f} ms (median of 7; the first of them {agains[0] * 1000:,.1f} to {agains[-1] * 1000:,.1f} ms)", flush=True)
             extra = {"batchId": str(uuid.uuid4()), "events": [as_json(e) for e in events_of(UNITS, t0)]}
             server.call("POST", "/sdk/v1/events", extra, token=server.vars["AVSB_SDK_KEY"])
             after, r2 = timed(lambda: server.call("GET", path))
