@@ -1,5 +1,6 @@
 // The A vs B console's only script. Every page works without it; it adds keyboard shortcuts,
-// copy buttons, typed confirmations, live validation of the editor and dragging of ranges.
+// copy buttons, typed confirmations, live validation of the editor, dragging of ranges, form
+// parts shown for one choice and the reload of a page whose results are being computed.
 // It never builds HTML from data: the server renders fragments (escaped) and this swaps them in.
 (function () {
   "use strict";
@@ -154,7 +155,33 @@
     });
   }
 
+  // Form parts that only matter for one choice (a ratio's denominator) are hidden for the
+  // others: data-show-if="<field name>=<value>". Without the script they stay visible.
+  function conditional() {
+    document.querySelectorAll("[data-show-if]").forEach(function (part) {
+      var rule = part.getAttribute("data-show-if").split("=");
+      var form = part.closest("form");
+      if (!form) return;
+      var update = function () {
+        // A select's value, or a radio group's (RadioNodeList.value is the checked one's).
+        var field = form.elements[rule[0]];
+        var value = field ? field.value : "";
+        part.hidden = value !== rule[1] && !part.classList.contains("has-error");
+      };
+      form.addEventListener("change", update);
+      update();
+    });
+  }
+
+  // A page that says its content is being computed reloads itself after data-reload seconds.
+  function reload() {
+    var notice = document.querySelector("[data-reload]");
+    if (notice) setTimeout(function () { window.location.reload(); }, 1000 * (parseFloat(notice.getAttribute("data-reload")) || 3));
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    conditional();
+    reload();
     confirmations();
     live();
     bars(document);

@@ -142,7 +142,8 @@ fn post_routes() -> Vec<String> {
                 .replace("{env}", "development")
                 .replace("{id}", "1")
                 .replace("{n}", "1")
-                .replace("{revision}", "1");
+                .replace("{revision}", "1")
+                .replace("{metric}", "purchase-rate");
             routes.insert(filled);
         }
     }
@@ -225,7 +226,14 @@ async fn every_form_refuses_a_request_without_the_session_csrf_token_or_from_ano
 async fn a_viewer_can_read_but_every_mutating_route_refuses_them() {
     let s = start(Options::default()).await;
     let viewer = s.user("vic", Some(ProjectRole::Viewer)).await;
-    for path in ["/projects/demo", "/projects/demo/tests/buttoncolortst", "/projects/demo/settings/environments", "/projects/demo/settings/members"] {
+    for path in [
+        "/projects/demo",
+        "/projects/demo/tests/buttoncolortst",
+        "/projects/demo/settings/environments",
+        "/projects/demo/settings/members",
+        "/projects/demo/metrics",
+        "/projects/demo/tests/checkout-v2/results",
+    ] {
         let page = s.get(&viewer, path).await;
         assert_eq!(page.status, 200, "{path}");
         assert!(!page.body.contains(">Edit<") && !page.body.contains("Create SDK key"), "{path} offers no change to a viewer");
@@ -446,4 +454,237 @@ async fn a_whole_environment_rolls_back_to_a_revision_after_review_and_the_typed
     let then = s.state.current("demo", "development").unwrap();
     let shares = |m: &avsb_server::registry::EnvSnapshot| m.matrix.definition("buttoncolortst").unwrap().allocations[0].ranges.iter().map(|r| r.length).collect::<Vec<_>>();
     assert_eq!(shares(&now), shares(&then), "staging is as it was (the demo's environments start alike)");
+}
+
+/// A 50/50 test of USER units in development, written as the demo's editor would.
+async fn put_split_test(s: &Instance, name: &str) {
+    let definition = serde_json::json!({
+        "testType": "USER", "salt": name,
+        "buckets": [{"name": "control", "value": 0}, {"name": "treatment", "value": 1}],
+        "allocations": [{"ranges": [{"bucketValue": 0, "length": 0.5}, {"bucketValue": 1, "length": 0.5}]}]
+    });
+    let edit = avsb_server::ops::edit::MatrixEdit::PutTest {
+        test: name.into(),
+        definition: Box::new(avsb_server::ops::input::read_definition(name, &definition, None).unwrap()),
+    };
+    let meta = avsb_server::ops::WriteMeta { base: None, author: "test".into(), comment: None, role: ProjectRole::Admin };
+    s.state.write("demo", "development", &edit, meta).await.unwrap();
+}
+
+/// Split exposures of `units` users per bucket (after the test's revision), and a purchase by
+/// the first `buyers` of each bucket.
+async fn expose(s: &Instance, test: &str, units: [usize; 2], buyers: [usize; 2]) {
+    let environment_id = s.state.current("demo", "development").unwrap().environment_id;
+    let now = avsb_server::store::now_millis() + 1000;
+    let mut events = Vec::new();
+    for (bucket, (&n, &bought)) in units.iter().zip(&buyers).enumerate() {
+        for i in 0..n {
+            let identifiers = serde_json::json!({"USER": format!("{test}-{bucket}-{i}")}).to_string();
+            let event = |kind: &str, time: i64| avsb_server::store::NewEvent {
+                kind: kind.into(), time, identifiers: identifiers.clone(), test: None, bucket: None, bucket_name: None, version: None,
+                key: None, value: None, properties: None, reason: None, allocation: None, dimensions: None,
+            };
+            let mut exposure = event("exposure", now);
+            exposure.test = Some(test.into());
+            exposure.bucket = Some(bucket as i32);
+            exposure.reason = Some("split".into());
+            exposure.allocation = Some(0);
+            events.push(exposure);
+            if i < bought {
+                let mut track = event("track", now + 1000);
+                track.key = Some("purchase".into());
+                track.value = Some(10.0);
+                events.push(track);
+            }
+        }
+    }
+    for batch in events.chunks(1000) {
+        s.state.store.insert_events(environment_id, None, None, batch.to_vec()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_test_without_exposures_shows_no_exposures_yet_and_what_to_check() {
+    let s = start(Options::default()).await;
+    let owner = s.owner().await;
+    put_split_test(&s, "quiet").await;
+    let page = s.get(&owner, "/projects/demo/tests/quiet/results").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("No exposures yet"), "{}", page.body);
+    assert!(page.body.contains("recordExposures") && page.body.contains("The test splits units in development: control 50%, treatment 50%."), "{}", page.body);
+    assert!(page.body.contains("<code>quiet</code> · development"), "the test's only environment is the default: {}", page.body);
+    assert!(!page.body.contains("class=\"results-table\""), "no tables without units");
+    let elsewhere = s.get(&owner, "/projects/demo/tests/quiet/results?env=production").await;
+    assert_eq!(elsewhere.status, 200);
+    assert!(elsewhere.body.contains("is not in production") && elsewhere.body.contains("results?env=development"), "{}", elsewhere.body);
+}
+
+#[tokio::test]
+async fn results_show_each_buckets_value_lift_and_interval_bar_coloured_by_its_verdict() {
+    let s = start(Options::default()).await;
+    let owner = s.owner().await;
+    put_split_test(&s, "checkout-ab").await;
+    expose(&s, "checkout-ab", [500, 500], [50, 100]).await;
+    let page = s.get(&owner, "/projects/demo/tests/checkout-ab/results?env=development&metrics=purchase-rate").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let body = &page.body;
+    for expected in ["1,000 USER units", "10.00%", "20.00%", "+100.0%", "class=\"ci ci-better\"", "verdict-better", "The split matches the ranges"] {
+        assert!(body.contains(expected), "{expected} missing: {body}");
+    }
+    assert!(!body.contains("Revenue per visitor</span>"), "only the chosen metric has a table");
+    let bayesian = s.get(&owner, "/projects/demo/tests/checkout-ab/results?env=development&metrics=purchase-rate&engine=bayesian").await;
+    assert!(bayesian.body.contains("Chance to beat control") && bayesian.body.contains("expected loss if you pick it"), "{}", bayesian.body);
+}
+
+#[tokio::test]
+async fn a_skewed_split_raises_the_sample_ratio_mismatch_banner() {
+    let s = start(Options::default()).await;
+    let owner = s.owner().await;
+    put_split_test(&s, "skewed").await;
+    expose(&s, "skewed", [600, 400], [0, 0]).await;
+    let page = s.get(&owner, "/projects/demo/tests/skewed/results?env=development").await;
+    assert!(
+        page.body.contains("Sample ratio mismatch (p&lt;0.001): expected 50/50, got 60/40 (control/treatment). Don&#39;t trust these numbers until the cause is found.")
+            || page.body.contains("Sample ratio mismatch (p&#60;0.001): expected 50/50, got 60/40 (control/treatment). Don&#39;t trust these numbers until the cause is found."),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn a_bad_results_setting_is_named_beside_its_field() {
+    let s = start(Options::default()).await;
+    let owner = s.owner().await;
+    let page = s.get(&owner, "/projects/demo/tests/checkout-v2/results?engine=magic&metrics=nope").await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(page.body.contains("<title>Error: ") && page.body.contains("href=\"#engine\""), "{}", page.body);
+    let unknown_metric = s.get(&owner, "/projects/demo/tests/checkout-v2/results?metrics=nope").await;
+    assert_eq!(unknown_metric.status, 422);
+    assert!(unknown_metric.body.contains("href=\"#metrics\">There is no metric &#39;nope&#39;"), "{}", unknown_metric.body);
+}
+
+#[tokio::test]
+async fn a_metric_form_error_names_the_field_beside_it_and_in_the_summary() {
+    let s = start(Options::default()).await;
+    let editor = s.user("ed", Some(ProjectRole::Editor)).await;
+    let fields = [("key", "orders"), ("name", " "), ("event", "order"), ("type", "conversion"), ("direction", "higher"), ("capping_type", "none")];
+    let answer = s.post(&editor, "/projects/demo/metrics", &fields).await;
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert!(answer.body.contains("<title>Error: New metric") && answer.body.contains("There is a problem"), "{}", answer.body);
+    assert!(answer.body.contains("<a href=\"#name\">Enter a name, such as Purchase rate</a>"), "{}", answer.body);
+    assert!(answer.body.contains("field-error\">\n    <label for=\"name\">"), "the field itself is marked: {}", answer.body);
+    // The definition's own rules (MetricDefinition::check) name their field the same way.
+    let window = s.post(&editor, "/projects/demo/metrics", &[("key", "orders"), ("name", "Orders"), ("event", "order"), ("type", "count"), ("window_hours", "0")]).await;
+    assert_eq!(window.status, 422);
+    assert!(window.body.contains("<a href=\"#window-hours\">Window: must be more than 0 and at most 8784</a>"), "{}", window.body);
+    let ratio = s.post(&editor, "/projects/demo/metrics", &[("key", "aov"), ("name", ""), ("event", "purchase"), ("type", "ratio"), ("denominator_event", "")]).await;
+    assert_eq!(ratio.status, 422);
+    let name_at = ratio.body.find("href=\"#name\"").expect("the name named");
+    let denominator_at = ratio.body.find("href=\"#denominator-event\">Enter the event to divide by").expect("the denominator named too");
+    assert!(name_at < denominator_at, "in the form's order");
+    let taken = s.post(&editor, "/projects/demo/metrics", &[("key", "revenue"), ("name", "Again"), ("event", "purchase"), ("type", "mean")]).await;
+    assert!(taken.status == 422 && taken.body.contains("href=\"#key\""), "{}", taken.body);
+    assert!(s.state.metrics("demo").await.unwrap().iter().all(|m| m.key != "orders" && m.key != "aov"), "nothing was created");
+
+    let made = s.post(&editor, "/projects/demo/metrics", &[("key", "orders"), ("name", "Orders"), ("event", "order"), ("type", "count"), ("window_hours", "48"), ("guardrail", "1"), ("capping_type", "absolute"), ("capping_value", "20")]).await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    let metric = s.state.metric("demo", "orders").await.unwrap();
+    assert_eq!((metric.definition.window_hours, metric.definition.guardrail), (Some(48.0), true));
+    let list = s.get(&editor, "/projects/demo/metrics?saved=orders").await;
+    assert!(list.body.contains("Saved the metric") && list.body.contains("at 20.00") && list.body.contains("48 h"), "{}", list.body);
+}
+
+#[tokio::test]
+async fn a_metric_is_changed_and_deleted_by_an_editor_with_its_key_typed_and_never_by_a_viewer() {
+    let s = start(Options::default()).await;
+    let editor = s.user("ed", Some(ProjectRole::Editor)).await;
+    let viewer = s.user("vic", Some(ProjectRole::Viewer)).await;
+    let list = s.get(&viewer, "/projects/demo/metrics").await;
+    assert!(list.body.contains("Purchase rate") && !list.body.contains("New metric") && !list.body.contains("/delete"), "{}", list.body);
+    assert_eq!(s.get(&viewer, "/projects/demo/metrics/new").await.status, 403);
+    assert_eq!(s.get(&viewer, "/projects/demo/metrics/revenue/edit").await.status, 403);
+
+    let form = s.get(&editor, "/projects/demo/metrics/revenue/edit").await;
+    assert!(form.status == 200 && form.body.contains("value=\"0.99\""), "{}", form.body);
+    let changed = s.post(&editor, "/projects/demo/metrics/revenue/edit", &[("name", "Revenue"), ("event", "purchase"), ("type", "mean"), ("direction", "higher"), ("capping_type", "percentile"), ("capping_value", "0.95")]).await;
+    assert_eq!(changed.status, 303, "{}", changed.body);
+    assert_eq!(s.state.metric("demo", "revenue").await.unwrap().definition.name, "Revenue");
+
+    let wrong = s.post(&editor, "/projects/demo/metrics/revenue/delete", &[("confirm", "revenu")]).await;
+    assert_eq!(wrong.status, 422);
+    assert!(wrong.body.contains("Type &#39;revenue&#39; to confirm") || wrong.body.contains("Type 'revenue' to confirm"), "{}", wrong.body);
+    assert!(s.state.metric("demo", "revenue").await.is_ok(), "not deleted");
+    let deleted = s.post(&editor, "/projects/demo/metrics/revenue/delete", &[("confirm", "revenue")]).await;
+    assert_eq!(deleted.status, 303);
+    assert!(s.state.metric("demo", "revenue").await.is_err());
+}
+
+#[tokio::test]
+async fn without_metrics_the_results_page_still_counts_units_and_points_to_the_metrics_page() {
+    let s = start(Options::default()).await;
+    let owner = s.owner().await;
+    for key in ["purchase-rate", "revenue"] {
+        s.state.delete_metric("demo", key, "test").await.unwrap();
+    }
+    let page = s.get(&owner, "/projects/demo/tests/checkout-v2/results").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("No metrics yet") && page.body.contains("href=\"/projects/demo/metrics\""), "{}", page.body);
+    assert!(page.body.contains("4,000 USER units") && page.body.contains("The split matches the ranges"), "{}", page.body);
+    assert!(!page.body.contains("class=\"results-table\""));
+}
+
+#[tokio::test]
+async fn a_first_computation_under_way_says_so_and_later_results_say_they_are_catching_up() {
+    // No waiting for a computation: every request that starts one answers at once.
+    let s = start(Options { results_wait: std::time::Duration::ZERO, ..Options::default() }).await;
+    let owner = s.owner().await;
+    put_split_test(&s, "slow").await;
+    expose(&s, "slow", [50, 50], [5, 10]).await;
+    let path = "/projects/demo/tests/slow/results?env=development&metrics=purchase-rate";
+    let first = s.get(&owner, path).await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    assert!(first.body.contains("These results are being computed") && first.body.contains("data-reload=\"3\""), "{}", first.body);
+    assert!(!first.body.contains("class=\"results-table\""));
+    let mut ready = None;
+    for _ in 0..200 {
+        let answer = s.get(&owner, path).await;
+        if answer.status == 200 {
+            ready = Some(answer);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let ready = ready.expect("the computation ends");
+    assert!(ready.body.contains("100 USER units") && !ready.body.contains("Newer events arrived"), "{}", ready.body);
+    expose(&s, "slow", [1, 0], [0, 0]).await;
+    let stale = s.get(&owner, path).await;
+    assert_eq!(stale.status, 200, "{}", stale.body);
+    assert!(stale.body.contains("Newer events arrived: these are the results as of") && stale.body.contains("100 USER units"), "{}", stale.body);
+}
+
+#[tokio::test]
+async fn html_in_metric_and_bucket_names_renders_as_text_in_results_and_metrics() {
+    let s = start(Options::default()).await;
+    let owner = s.owner().await;
+    let evil = "<img src=x onerror=alert(1)>";
+    let definition = avsb_server::results::metric::MetricDefinition {
+        name: evil.into(),
+        description: evil.into(),
+        event: "purchase".into(),
+        metric_type: avsb_server::results::metric::MetricType::Conversion,
+        denominator: None,
+        direction: avsb_server::results::metric::Direction::Higher,
+        window_hours: None,
+        guardrail: true,
+        capping: None,
+    };
+    s.state.create_metric("demo", "evil", &definition, "test").await.unwrap();
+    put_split_test(&s, "named").await;
+    expose(&s, "named", [100, 100], [10, 30]).await;
+    for path in ["/projects/demo/metrics", "/projects/demo/tests/named/results?env=development&metrics=evil", "/projects/demo/metrics/evil/edit"] {
+        let page = s.get(&owner, path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        assert!(!page.body.contains("<img src=x"), "{path} renders the name raw");
+        assert!(page.body.contains("&#60;img src=x") || page.body.contains("&lt;img src=x"), "{path} shows it as text");
+    }
 }

@@ -21,12 +21,15 @@ use crate::SharedState;
 
 pub mod assets;
 pub mod bars;
+mod charts;
 mod edit;
 mod evaluate;
 mod form;
 mod format;
 mod history;
+mod metrics;
 mod pages;
+mod results;
 mod session;
 mod settings;
 mod test_page;
@@ -45,6 +48,7 @@ pub fn router() -> Router<SharedState> {
         .route("/projects", get(pages::projects).post(pages::create_project))
         .route("/projects/{project}", get(pages::tests))
         .route("/projects/{project}/tests/{test}", get(test_page::show))
+        .route("/projects/{project}/tests/{test}/results", get(results::show))
         .route("/projects/{project}/new", get(edit::new_page).post(edit::new_submit))
         .route("/projects/{project}/tests/{test}/edit", get(edit::edit_page).post(edit::edit_submit))
         .route("/projects/{project}/tests/{test}/check", post(edit::check))
@@ -56,6 +60,10 @@ pub fn router() -> Router<SharedState> {
         .route("/projects/{project}/revisions/{revision}/rollback", post(edit::rollback_environment_review))
         .route("/projects/{project}/evaluate", get(evaluate::evaluate))
         .route("/projects/{project}/history", get(history::history))
+        .route("/projects/{project}/metrics", get(metrics::list).post(metrics::create))
+        .route("/projects/{project}/metrics/new", get(metrics::new_page))
+        .route("/projects/{project}/metrics/{metric}/edit", get(metrics::edit_page).post(metrics::update))
+        .route("/projects/{project}/metrics/{metric}/delete", get(metrics::delete_page).post(metrics::delete))
         .route("/projects/{project}/revisions/{revision}", get(history::revision))
         .route("/projects/{project}/settings", get(settings_home))
         .route("/projects/{project}/settings/environments", get(settings::environments_show))
@@ -113,7 +121,7 @@ pub struct Layout {
     pub project: Option<String>,
     /// The project's name.
     pub project_name: Option<String>,
-    /// Which project tab is current: `tests`, `evaluate`, `history`, `settings`.
+    /// Which project tab is current: `tests`, `metrics`, `evaluate`, `history`, `settings`.
     pub section: &'static str,
     /// The stylesheet's URL.
     pub css: String,
@@ -236,6 +244,11 @@ pub fn render(template: &impl Template) -> PageResult {
 /// can tell it from a success).
 pub fn render_status(status: StatusCode, template: &impl Template) -> PageResult {
     Ok((status, Html(template.render()?)).into_response())
+}
+
+/// The message of a form's field among its errors (field id, message), if it has one.
+pub fn field_error<'a>(errors: &'a [(String, String)], field: &str) -> Option<&'a str> {
+    errors.iter().find(|(f, _)| f == field).map(|(_, m)| m.as_str())
 }
 
 /// Whether a role may do what needs `needed`.
