@@ -192,22 +192,12 @@ async fn seed_results(state: &AppState) -> Result<(), DemoError> {
         request.identifiers[slot] = Some(std::borrow::Cow::Borrowed(user.as_str()));
         let Some(assignment) = matrix.evaluate_test("checkout-v2", &request) else { continue };
         let (Some(bucket), Some((reason, allocation))) = (assignment.bucket, assignment.reason.exposure()) else { continue };
-        let identifiers = serde_json::json!({"USER": user}).to_string();
-        events.push(crate::store::NewEvent {
-            kind: "exposure".into(),
-            time: now,
-            identifiers: identifiers.clone(),
-            test: Some("checkout-v2".into()),
-            bucket: Some(bucket.value),
-            bucket_name: Some(bucket.name.clone()),
-            version: assignment.version.map(str::to_string),
-            key: None,
-            value: None,
-            properties: None,
-            reason: Some(reason.into()),
-            allocation: allocation.and_then(|a| i64::try_from(a).ok()),
-            dimensions: Some(serde_json::json!({"device": if random.next() < 0.6 { "mobile" } else { "desktop" }}).to_string()),
-        });
+        let (test, version) = ("checkout-v2", assignment.version);
+        let mut exposure = crate::store::NewEvent::exposure(now, "USER", &user, test, bucket, version, reason, allocation);
+        let device = if random.next() < 0.6 { "mobile" } else { "desktop" };
+        exposure.dimensions = Some(serde_json::json!({ "device": device }).to_string());
+        let identifiers = exposure.identifiers.clone();
+        events.push(exposure);
         let rate = if bucket.value == 1 { 0.13 } else { 0.10 };
         if random.next() < rate {
             let value = (20.0 + 180.0 * random.next() * random.next()).round();

@@ -13,7 +13,6 @@ use std::sync::Mutex;
 
 use avsb_core::{CompiledMatrix, Evaluation, Request};
 use rustc_hash::{FxHashSet, FxHasher};
-use serde_json::{Map, Value};
 
 use crate::store::{NewEvent, StoreResult};
 use crate::AppState;
@@ -122,23 +121,8 @@ fn exposure(
     let identifier = request.identifiers.get(slot)?.as_deref()?;
     let mut digest = FxHasher::default();
     (assignment.test, identifier, identifier_type, bucket.value, assignment.version).hash(&mut digest);
-    let mut identifiers = Map::new();
-    identifiers.insert(identifier_type.clone(), Value::String(identifier.to_string()));
-    let event = NewEvent {
-        kind: "exposure".into(),
-        time: now,
-        identifiers: Value::Object(identifiers).to_string(),
-        test: Some(assignment.test.to_string()),
-        bucket: Some(bucket.value),
-        bucket_name: Some(bucket.name.clone()),
-        version: assignment.version.map(str::to_string),
-        key: None,
-        value: None,
-        properties: None,
-        reason: Some(reason.to_string()),
-        allocation: allocation.and_then(|a| i64::try_from(a).ok()),
-        dimensions: None,
-    };
+    let (test, version) = (assignment.test, assignment.version);
+    let event = NewEvent::exposure(now, identifier_type, identifier, test, bucket, version, reason, allocation);
     Some((digest.finish(), event))
 }
 

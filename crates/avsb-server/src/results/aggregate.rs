@@ -179,6 +179,18 @@ impl Sufficient {
     }
 }
 
+/// Adds a unit's value to its group's sums, starting the group (from `empty`) if it is new.
+fn add_to_group<K: PartialEq>(groups: &mut Vec<(K, Sufficient)>, key: K, value: (f64, f64, f64), empty: impl FnOnce() -> Sufficient) {
+    match groups.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, s)) => s.add(value),
+        None => {
+            let mut s = empty();
+            s.add(value);
+            groups.push((key, s));
+        }
+    }
+}
+
 /// What one metric sums to, per analysed unit, grouped by a key (the bucket, or the bucket and
 /// a dimension value).
 pub struct Totals<K> {
@@ -226,15 +238,7 @@ impl MetricPlan {
         for (i, unit) in population.units().iter().enumerate() {
             let Some(key) = group(unit) else { continue };
             let figures = self.per_unit.get(&(i as u32)).copied().unwrap_or_default();
-            let value = self.value(figures, cap);
-            match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, s)) => s.add(value),
-                None => {
-                    let mut s = Sufficient::empty(ratio, self.cuped());
-                    s.add(value);
-                    groups.push((key, s));
-                }
-            }
+            add_to_group(&mut groups, key, self.value(figures, cap), || Sufficient::empty(ratio, self.cuped()));
         }
         groups
     }
@@ -262,14 +266,7 @@ impl MetricPlan {
                 let unit = &population.units()[i];
                 let Some(key) = group(unit) else { continue };
                 let value = self.value(self.per_unit.get(&(i as u32)).copied().unwrap_or_default(), cap);
-                match groups.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, s)) => s.add(value),
-                    None => {
-                        let mut s = Sufficient::empty(ratio, self.cuped());
-                        s.add(value);
-                        groups.push((key, s));
-                    }
-                }
+                add_to_group(&mut groups, key, value, || Sufficient::empty(ratio, self.cuped()));
             }
             out.push(groups.clone());
         }

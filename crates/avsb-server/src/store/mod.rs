@@ -378,6 +378,40 @@ pub struct NewEvent {
     pub dimensions: Option<String>,
 }
 
+impl NewEvent {
+    /// An exposure of `identifier` (of `identifier_type`) to `bucket` of `test`, reached as
+    /// `reason` says (`split`, `targeted`, `default`) through `allocation`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn exposure(
+        time: i64,
+        identifier_type: &str,
+        identifier: &str,
+        test: &str,
+        bucket: &avsb_core::document::Bucket,
+        version: Option<&str>,
+        reason: &str,
+        allocation: Option<usize>,
+    ) -> NewEvent {
+        let mut identifiers = serde_json::Map::new();
+        identifiers.insert(identifier_type.to_string(), serde_json::Value::String(identifier.to_string()));
+        NewEvent {
+            kind: "exposure".into(),
+            time,
+            identifiers: serde_json::Value::Object(identifiers).to_string(),
+            test: Some(test.to_string()),
+            bucket: Some(bucket.value),
+            bucket_name: Some(bucket.name.clone()),
+            version: version.map(str::to_string),
+            key: None,
+            value: None,
+            properties: None,
+            reason: Some(reason.to_string()),
+            allocation: allocation.and_then(|a| i64::try_from(a).ok()),
+            dimensions: None,
+        }
+    }
+}
+
 /// What storing a batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchOutcome {

@@ -30,6 +30,19 @@ fn computing(started_at: i64) -> Response {
     (StatusCode::ACCEPTED, [(axum::http::header::RETRY_AFTER, "2")], Json(body)).into_response()
 }
 
+/// The results of a test, rendered by `render`, or 202 while the first computation runs.
+async fn answer(
+    state: &SharedState,
+    (project, environment, test): (&str, &str, &str),
+    query: &ResultsQuery,
+    render: impl FnOnce(std::sync::Arc<Results>) -> Response,
+) -> ApiResult<Response> {
+    Ok(match state.results_answer(project, environment, test, query).await? {
+        ResultsAnswer::Ready(results) => render(results),
+        ResultsAnswer::Computing { started_at } => computing(started_at),
+    })
+}
+
 /// The results routes.
 pub fn router() -> OpenApiRouter<SharedState> {
     OpenApiRouter::new().routes(routes!(get_results)).routes(routes!(get_daily_results))
@@ -60,10 +73,7 @@ async fn get_results(
     Path((project, environment, test)): Path<(String, String, String)>,
     ApiQuery(query): ApiQuery<ResultsQuery>,
 ) -> ApiResult<Response> {
-    Ok(match state.results_answer(&project, &environment, &test, &query).await? {
-        ResultsAnswer::Ready(results) => Json(results).into_response(),
-        ResultsAnswer::Computing { started_at } => computing(started_at),
-    })
+    answer(&state, (&project, &environment, &test), &query, |results| Json(results).into_response()).await
 }
 
 #[utoipa::path(
@@ -89,8 +99,5 @@ async fn get_daily_results(
     Path((project, environment, test)): Path<(String, String, String)>,
     ApiQuery(query): ApiQuery<ResultsQuery>,
 ) -> ApiResult<Response> {
-    Ok(match state.results_answer(&project, &environment, &test, &query).await? {
-        ResultsAnswer::Ready(results) => Json(results.daily.clone()).into_response(),
-        ResultsAnswer::Computing { started_at } => computing(started_at),
-    })
+    answer(&state, (&project, &environment, &test), &query, |results| Json(results.daily.clone()).into_response()).await
 }
