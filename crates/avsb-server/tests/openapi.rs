@@ -147,6 +147,7 @@ fn argument(name: &str, sdk_key: &str) -> String {
         "allocation" => "0".into(),
         "revision" | "key_id" | "id" => "1".into(),
         "username" => "demo".into(),
+        "metric" => "purchase-rate".into(),
         other => panic!("no example value for the path parameter {other}; extend tests/openapi.rs"),
     }
 }
