@@ -1,6 +1,7 @@
 //! Credentials and what they allow: admin tokens (bearer) and console sessions are a
 //! [`Principal`] with a role per project; server SDK keys (bearer or `X-API-Key`, or inside the
-//! Pipet root) read one environment. Extractors put the needed role in a handler's signature
+//! Pipet root) read one environment. A token is presented as `Authorization: Bearer <token>`; a
+//! bare `Authorization: <token>` is refused with a message saying so. Extractors put the needed role in a handler's signature
 //! ([`Viewer`], [`Editor`], [`ProjectAdmin`], [`Owner`]), so no handler checks one by hand.
 
 use std::sync::Arc;
@@ -16,18 +17,35 @@ use crate::registry::{EnvSlot, KeyEntry};
 use crate::store::{AdminTokenInfo, Project, ProjectRole, Role, Store, StoreResult, TokenOwner, User};
 use crate::{AppState, SharedState};
 
-/// The secret a request presents: `Authorization: Bearer <secret>` or `X-API-Key: <secret>`.
-pub fn presented_secret(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let value = value.trim();
-        let secret = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .unwrap_or(value)
-            .trim();
-        return (!secret.is_empty()).then_some(secret);
+/// The secret a request presents: `Authorization: Bearer <secret>` (the scheme in any case), or
+/// `X-API-Key: <secret>` when there is no `Authorization` header (OFREP's two ways). `Ok(None)`:
+/// no secret; `Err`: an `Authorization` header that is not a bearer token, with why, since
+/// sending the bare token (`Authorization: <secret>`) or another scheme is a mistake to name,
+/// not a credential to guess at.
+pub fn credential(headers: &HeaderMap) -> Result<Option<&str>, String> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty()));
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| "the Authorization header cannot be read; send 'Authorization: Bearer <token>'".to_string())?
+        .trim();
+    let (scheme, secret) = value.split_once(' ').unwrap_or((value, ""));
+    if scheme.eq_ignore_ascii_case("bearer") {
+        let secret = secret.trim();
+        return Ok((!secret.is_empty()).then_some(secret));
     }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty())
+    if secret.trim().is_empty() {
+        // One word: a bare token (or a scheme alone, which is no credential either).
+        return Err("the Authorization header has no scheme: send 'Authorization: Bearer <token>' (or 'X-API-Key: <token>')".into());
+    }
+    let scheme: String = scheme.chars().take(20).collect();
+    Err(format!("the Authorization scheme '{scheme}' is not supported: send 'Authorization: Bearer <token>' (or 'X-API-Key: <token>')"))
+}
+
+/// The secret a request presents, if it presents one the right way (see [`credential`]).
+pub fn presented_secret(headers: &HeaderMap) -> Option<&str> {
+    credential(headers).ok().flatten()
 }
 
 impl AppState {
@@ -50,7 +68,7 @@ impl FromRequestParts<SharedState> for SdkClient {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let secret = presented_secret(&parts.headers).ok_or_else(|| {
+        let secret = credential(&parts.headers).map_err(ApiError::unauthorized)?.ok_or_else(|| {
             ApiError::unauthorized("an SDK key is required: send 'Authorization: Bearer <sdk key>'")
         })?;
         let (key, environment) =
@@ -150,7 +168,7 @@ impl FromRequestParts<SharedState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let secret = presented_secret(&parts.headers).ok_or_else(|| {
+        let secret = credential(&parts.headers).map_err(ApiError::unauthorized)?.ok_or_else(|| {
             ApiError::unauthorized(
                 "an admin token is required: send 'Authorization: Bearer <token>' (create one with `avsb token create`)",
             )

@@ -1,5 +1,6 @@
 //! Extractors that carry the cross-cutting parts of a request in a handler's signature: a JSON
-//! body read under a size limit and refused in the API's error shape ([`JsonBody`]), the
+//! body read under the admin size limit (`Options::max_admin_body`), parsed off the async
+//! workers when large, and refused in the API's error shape ([`JsonBody`]), the
 //! revision a write is based on ([`Based`], [`BaseRevision`]), and query parameters refused in
 //! the same shape ([`ApiQuery`]). The roles are [`crate::auth`]'s extractors.
 
@@ -8,29 +9,61 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::ops::input::parse_revision;
+use crate::SharedState;
 
-/// The largest admin request body (a whole matrix of many thousand tests).
-pub const MAX_ADMIN_BODY: usize = 64 * 1024 * 1024;
+/// Bodies at least this large are parsed on the blocking pool: a matrix of thousands of tests
+/// takes long enough to parse that it would hold up every request on an async worker.
+pub const PARSE_OFF_WORKERS: usize = 256 * 1024;
 
-/// Reads a request body of at most `limit` bytes.
+/// Runs `parse` over `bytes`, on the blocking pool when they are large. The bytes are freed as
+/// soon as the parse ends.
+pub async fn parse_off_workers<T, F>(bytes: Bytes, parse: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&[u8]) -> ApiResult<T> + Send + 'static,
+{
+    if bytes.len() < PARSE_OFF_WORKERS {
+        return parse(&bytes);
+    }
+    tokio::task::spawn_blocking(move || parse(&bytes)).await.map_err(ApiError::internal)?
+}
+
+/// Reads an admin request body, refusing one over the configured limit with 413.
+pub async fn read_admin_body(request: Request, state: &SharedState) -> ApiResult<Bytes> {
+    read_body(request.into_body(), state.options.max_admin_body).await
+}
+
+/// Reads a request body of at most `limit` bytes into one buffer, sized up front from
+/// `Content-Length` (collecting the frames and then joining them would hold the body twice).
 pub async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if too_large {
-            ApiError::new(ErrorCode::BodyTooLarge, format!("the request body exceeds {limit} bytes"))
-        } else {
-            ApiError::new(ErrorCode::UnreadableBody, format!("the request body could not be read: {e}"))
+    use http_body::Body as _;
+    use http_body_util::BodyExt;
+    let too_large = || ApiError::new(ErrorCode::BodyTooLarge, format!("the request body exceeds {limit} bytes"));
+    let announced = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
+    let mut out = Vec::with_capacity(announced.min(limit));
+    let mut body = http_body_util::Limited::new(body, limit);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                ApiError::new(ErrorCode::UnreadableBody, format!("the request body could not be read: {e}"))
+            }
+        })?;
+        if let Ok(data) = frame.into_data() {
+            out.extend_from_slice(&data);
         }
-    })
+    }
+    Ok(Bytes::from(out))
 }
 
 /// Parses a JSON body, naming the line and column of a syntax error, or the field that does not
 /// fit the expected shape.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+pub fn parse_json<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> ApiResult<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(ErrorCode::InvalidJson, "the request body is empty; a JSON document is expected"));
     }
@@ -57,7 +90,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
 
 /// Like [`parse_json`] for a body that must be a JSON object (serde would also read an array
 /// into a struct, by position).
-pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+pub fn parse_object<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> ApiResult<T> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') | None => parse_json(bytes),
         Some(_) => {
@@ -77,29 +110,30 @@ pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     }
 }
 
-/// A JSON object body of at most [`MAX_ADMIN_BODY`] bytes, read into `T`.
+/// A JSON object body of at most `Options::max_admin_body` bytes, read into `T` (whose own
+/// fields are typed and, in our request envelopes, refuse unknown names).
 #[derive(Debug, Clone)]
 pub struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned + Send + 'static> FromRequest<SharedState> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, _state: &S) -> ApiResult<Self> {
-        let bytes = read_body(request.into_body(), MAX_ADMIN_BODY).await?;
-        parse_object(&bytes).map(JsonBody)
+    async fn from_request(request: Request, state: &SharedState) -> ApiResult<Self> {
+        let bytes = read_admin_body(request, state).await?;
+        parse_off_workers(bytes, |b| parse_object(b)).await.map(JsonBody)
     }
 }
 
-/// Any JSON document (not only an object) of at most [`MAX_ADMIN_BODY`] bytes.
+/// Any JSON document (not only an object) of at most `Options::max_admin_body` bytes.
 #[derive(Debug, Clone)]
 pub struct JsonValue(pub serde_json::Value);
 
-impl<S: Send + Sync> FromRequest<S> for JsonValue {
+impl FromRequest<SharedState> for JsonValue {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, _state: &S) -> ApiResult<Self> {
-        let bytes = read_body(request.into_body(), MAX_ADMIN_BODY).await?;
-        parse_json(&bytes).map(JsonValue)
+    async fn from_request(request: Request, state: &SharedState) -> ApiResult<Self> {
+        let bytes = read_admin_body(request, state).await?;
+        parse_off_workers(bytes, |b| parse_json(b)).await.map(JsonValue)
     }
 }
 
@@ -107,15 +141,15 @@ impl<S: Send + Sync> FromRequest<S> for JsonValue {
 #[derive(Debug, Clone)]
 pub struct OptionalJsonBody<T>(pub T);
 
-impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJsonBody<T> {
+impl<T: DeserializeOwned + Default + Send + 'static> FromRequest<SharedState> for OptionalJsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, _state: &S) -> ApiResult<Self> {
-        let bytes = read_body(request.into_body(), MAX_ADMIN_BODY).await?;
+    async fn from_request(request: Request, state: &SharedState) -> ApiResult<Self> {
+        let bytes = read_admin_body(request, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(T::default()));
         }
-        parse_object(&bytes).map(OptionalJsonBody)
+        parse_off_workers(bytes, |b| parse_object(b)).await.map(OptionalJsonBody)
     }
 }
 
@@ -135,10 +169,10 @@ pub struct Based<T> {
     pub base: Option<i64>,
 }
 
-impl<T: DeserializeOwned + HasBaseRevision, S: Send + Sync> FromRequest<S> for Based<T> {
+impl<T: DeserializeOwned + HasBaseRevision + Send + 'static> FromRequest<SharedState> for Based<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> ApiResult<Self> {
+    async fn from_request(request: Request, state: &SharedState) -> ApiResult<Self> {
         let headers = request.headers().clone();
         let JsonBody(body) = JsonBody::<T>::from_request(request, state).await?;
         let base = match body.base_revision() {
@@ -171,7 +205,7 @@ impl<S: Send + Sync> FromRequestParts<S> for BaseRevision {
 }
 
 /// The revision in an `If-Match` header, if there is one.
-fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+pub fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     match headers.get(header::IF_MATCH).map(|v| v.to_str().unwrap_or("")) {
         None => Ok(None),
         Some(tag) => parse_revision(tag).map(Some).ok_or_else(|| {

@@ -23,6 +23,7 @@ pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod keys;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
@@ -59,6 +60,22 @@ pub enum StartError {
 /// Tunables with production defaults; tests shorten the intervals.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// A request head must arrive in full within this (from the connection's start, or from a
+    /// request's first byte on a kept-alive connection), or the connection is closed.
+    pub header_timeout: Duration,
+    /// A kept-alive connection is closed after this long without a request. Longer than a
+    /// proxy's upstream keep-alive (nginx: 60 s), so the proxy, not the server, closes first.
+    pub idle_timeout: Duration,
+    /// A request body must arrive in full within this (from the end of its head).
+    pub body_timeout: Duration,
+    /// At most this many connections are served at once; `None`: 80% of the process's file
+    /// limit, less a reserve ([`listener::default_max_connections`]).
+    pub max_connections: Option<usize>,
+    /// The largest admin request body, in bytes. The default admits a 10,000-test matrix
+    /// pretty-printed (about 13 MB) with room to spare.
+    pub max_admin_body: usize,
+    /// `/readyz` probes the database at most this often; answers in between repeat the last probe.
+    pub readiness_interval: Duration,
     /// How often an idle stream sends a comment line, so proxies and clients keep it open.
     pub heartbeat: Duration,
     /// Whether the console's cookies are `Secure` (the console is served over HTTPS, by a proxy);
@@ -69,9 +86,37 @@ pub struct Options {
     pub results_wait: Duration,
 }
 
+impl Options {
+    /// The default of [`Options::max_admin_body`]: 32 MiB.
+    pub const DEFAULT_MAX_ADMIN_BODY: usize = 32 * 1024 * 1024;
+
+    /// The connection limits these options set.
+    pub fn limits(&self) -> listener::Limits {
+        listener::Limits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(|| listener::default_max_connections(listener::file_limit()))
+                .clamp(1, listener::MAX_CONNECTIONS),
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
-        Options { heartbeat: Duration::from_secs(15), secure_cookies: false, results_wait: Duration::from_secs(2) }
+        Options {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            body_timeout: Duration::from_secs(60),
+            max_connections: None,
+            max_admin_body: Options::DEFAULT_MAX_ADMIN_BODY,
+            readiness_interval: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(15),
+            secure_cookies: false,
+            results_wait: Duration::from_secs(2),
+        }
     }
 }
 
@@ -93,6 +138,8 @@ pub struct AppState {
     pub results_cache: results::ResultsCache,
     /// Exposures of remote evaluation waiting to be stored.
     pub exposure_recorder: recorder::ExposureRecorder,
+    /// The last readiness probe of the database.
+    pub readiness: routes::ops::Readiness,
 }
 
 impl std::fmt::Debug for AppState {
@@ -117,6 +164,7 @@ impl AppState {
             shutting_down,
             results_cache: results::ResultsCache::default(),
             exposure_recorder: recorder::ExposureRecorder::default(),
+            readiness: routes::ops::Readiness::default(),
         });
         for (project, env) in state.store.all_environments().await? {
             let revision = state
@@ -139,28 +187,43 @@ pub fn app(state: SharedState) -> Router {
     routes::router()
         .0
         .merge(console::router())
+        .layer(axum::middleware::from_fn(api_headers))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), metrics::track))
         .with_state(state)
 }
 
+/// Headers of every API answer (the console sets its own): `X-Content-Type-Options: nosniff`,
+/// so no browser reads a JSON answer as a page, and `Cache-Control: no-store` on the admin API
+/// and the SDK-key answers (OFREP, events), which carry secrets or per-caller data, unless the
+/// route chose its own (the datafile's `no-cache`, revalidated by ETag; Pipet's).
+async fn api_headers(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let path = request.uri().path();
+    let api = ["/api/", "/sdk/", "/ofrep/", "/pipet/", "/healthz", "/readyz", "/metrics"].iter().any(|p| path.starts_with(p));
+    let private = ["/api/", "/ofrep/", "/sdk/"].iter().any(|p| path.starts_with(p));
+    let mut response = next.run(request).await;
+    if api {
+        let headers = response.headers_mut();
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        if private && !headers.contains_key(header::CACHE_CONTROL) {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+    }
+    response
+}
+
 /// Serves until `shutdown` completes, then stops accepting, ends streams, and waits for
-/// in-flight requests (and the events they are storing) to finish.
+/// in-flight requests (and the events they are storing) to finish. Connections are limited and
+/// closed when they stall ([`listener`], with the limits of [`Options`]).
 pub async fn run(
     listener: TcpListener,
     state: SharedState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let signal_state = Arc::clone(&state);
-    let graceful = async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        signal_state.shutting_down.send_replace(true);
-    };
     let flusher = tokio::spawn(flush_exposures_periodically(Arc::clone(&state)));
     let final_state = Arc::clone(&state);
-    // The peer address is what the console throttles sign-ins by.
-    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, service).with_graceful_shutdown(graceful).await;
+    let limits = state.options.limits();
+    let served = listener::serve(listener, app(Arc::clone(&state)), state, limits, shutdown).await;
     flusher.abort();
     if let Err(e) = final_state.flush_exposures().await {
         tracing::error!("the last remote exposures could not be stored: {e}");

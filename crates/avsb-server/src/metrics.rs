@@ -1,9 +1,15 @@
-//! Prometheus metrics: requests and latencies per route, matrix versions, events, streams.
+//! Prometheus metrics: requests and latencies per route, matrix versions, events, streams,
+//! connections.
+//!
+//! Every label value comes from a fixed set (route templates, standard method names, reasons),
+//! never from what a client sends: each new label value is a new series kept for the life of the
+//! process, so a client-chosen one would let anyone grow the server's memory without bound.
 
 use std::sync::atomic::AtomicI64;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -19,8 +25,55 @@ use crate::SharedState;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
-    method: String,
+    method: &'static str,
     status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// The label of a request's method: its name if it is one of HTTP's standard methods, else
+/// `other` (any token is a valid method name, so clients could otherwise mint series at will).
+pub fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    STANDARD.iter().find(|m| *m == method).map_or("other", Method::as_str)
+}
+
+/// Why the server closed a connection on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClosedBecause {
+    /// A request's head did not arrive in full within the header timeout.
+    HeaderTimeout,
+    /// No request came within the idle timeout after the last answer.
+    IdleTimeout,
+    /// It was idle between requests while the connection limit was reached.
+    IdleAtLimit,
+    /// A request's body did not arrive in full within the body timeout.
+    BodyTimeout,
+}
+
+impl ClosedBecause {
+    /// The metric label and log word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClosedBecause::HeaderTimeout => "header_timeout",
+            ClosedBecause::IdleTimeout => "idle_timeout",
+            ClosedBecause::IdleAtLimit => "idle_at_limit",
+            ClosedBecause::BodyTimeout => "body_timeout",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -50,6 +103,10 @@ pub struct Metrics {
     events_accepted: Family<KindLabels, Counter>,
     events_rejected: Counter,
     stream_clients: Gauge<i64, AtomicI64>,
+    connections_open: Gauge<i64, AtomicI64>,
+    connection_waits: Counter,
+    connections_closed: Family<ReasonLabels, Counter>,
+    accept_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -78,6 +135,22 @@ impl Metrics {
         registry.register("events_rejected", "Events refused as invalid", events_rejected.clone());
         let stream_clients = Gauge::<i64, AtomicI64>::default();
         registry.register("stream_clients", "Connected SDK streams", stream_clients.clone());
+        let connections_open = Gauge::<i64, AtomicI64>::default();
+        registry.register("connections_open", "Open client connections", connections_open.clone());
+        let connection_waits = Counter::default();
+        registry.register(
+            "connection_limit_waits",
+            "Times the connection limit was reached and new connections waited for a free slot",
+            connection_waits.clone(),
+        );
+        let connections_closed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "connections_closed_by_server",
+            "Connections the server closed on its own, by reason (header, idle or body timeout, idle at the limit)",
+            connections_closed.clone(),
+        );
+        let accept_errors = Counter::default();
+        registry.register("accept_errors", "Failed accepts (such as EMFILE, out of file descriptors)", accept_errors.clone());
         Metrics {
             registry,
             requests,
@@ -87,6 +160,10 @@ impl Metrics {
             events_accepted,
             events_rejected,
             stream_clients,
+            connections_open,
+            connection_waits,
+            connections_closed,
+            accept_errors,
         }
     }
 
@@ -113,6 +190,26 @@ impl Metrics {
         self.stream_clients.inc_by(delta);
     }
 
+    /// A connection opened (+1) or closed (-1).
+    pub fn connections_open(&self, delta: i64) {
+        self.connections_open.inc_by(delta);
+    }
+
+    /// The connection limit was reached: the next connection waits for a slot.
+    pub fn connection_limit_reached(&self) {
+        self.connection_waits.inc();
+    }
+
+    /// The server closed a connection on its own.
+    pub fn connection_closed(&self, reason: ClosedBecause) {
+        self.connections_closed.get_or_create(&ReasonLabels { reason: reason.as_str() }).inc();
+    }
+
+    /// An accept failed.
+    pub fn accept_error(&self) {
+        self.accept_errors.inc();
+    }
+
     /// The text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -124,11 +221,12 @@ impl Metrics {
 }
 
 /// Middleware: counts and times every request under its route template (which never holds a
-/// secret: `/pipet/{sdk_key}/groups/identify`).
+/// secret: `/pipet/{sdk_key}/groups/identify`; a request no route matches counts as
+/// `unmatched`) and its method (`other` for a non-standard one).
 pub async fn track(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
-    let method = request.method().as_str().to_string();
+    let method = method_label(request.method());
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let elapsed = start.elapsed();

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use avsb_core::{ContextSchema, CompiledMatrix, Severity};
+use avsb_core::{CompiledMatrix, ContextSchema, MatrixDocument, Severity};
 use axum::body::Bytes;
 use serde_json::json;
 use tokio::sync::watch;
@@ -70,19 +70,39 @@ impl EnvSnapshot {
         revision: &RevisionMeta,
         matrix: CompiledMatrix,
     ) -> Result<EnvSnapshot, SnapshotError> {
-        let matrix_doc = matrix.to_document().to_json(false);
+        let matrix_json = document_json(&matrix.to_document()).map_err(|e| SnapshotError(e.to_string()))?;
+        Self::from_rendered(project, environment_id, environment_key, revision, matrix, matrix_json)
+    }
+
+    /// A snapshot of a compiled matrix whose document is already rendered (`matrix_json`, as
+    /// [`document_json`] writes it): the write path has it, as the revision it stores, and
+    /// rendering a large matrix again would cost another copy of every test.
+    pub fn from_rendered(
+        project: &Project,
+        environment_id: i64,
+        environment_key: &str,
+        revision: &RevisionMeta,
+        matrix: CompiledMatrix,
+        matrix_json: Vec<u8>,
+    ) -> Result<EnvSnapshot, SnapshotError> {
         let has_random_tests =
             matrix.test_names().any(|t| matrix.definition(t).is_some_and(|d| d.test_type.eq_ignore_ascii_case("RANDOM")));
         let etag = format!("\"{}.{}\"", revision.id, project.schema_version);
-        let datafile = json!({
+        let head = json!({
             "project": project.key,
             "environment": environment_key,
             "version": revision.id.to_string(),
             "schemaVersion": project.schema_version,
             "defaultIdentifierType": project.default_identifier_type,
             "schema": matrix.schema().to_json(),
-            "matrix": matrix_doc,
         });
+        // The head's fields, then the matrix's text as its last field.
+        let mut datafile = serde_json::to_vec(&head).map_err(|e| SnapshotError(e.to_string()))?;
+        datafile.pop();
+        datafile.reserve(matrix_json.len() + 12);
+        datafile.extend_from_slice(b",\"matrix\":");
+        datafile.extend_from_slice(&matrix_json);
+        datafile.push(b'}');
         Ok(EnvSnapshot {
             project_id: project.id,
             project_key: project.key.clone(),
@@ -91,13 +111,33 @@ impl EnvSnapshot {
             revision: revision.clone(),
             schema_version: project.schema_version,
             default_identifier_type: project.default_identifier_type.clone(),
-            matrix_json: Bytes::from(serde_json::to_vec(&matrix_doc).map_err(|e| SnapshotError(e.to_string()))?),
-            datafile: Bytes::from(serde_json::to_vec(&datafile).map_err(|e| SnapshotError(e.to_string()))?),
+            matrix_json: Bytes::from(matrix_json),
+            datafile: Bytes::from(datafile),
             has_random_tests,
             matrix,
             etag,
         })
     }
+}
+
+/// A matrix document as compact JSON, byte for byte `serde_json::to_vec(&document.to_json(false))`,
+/// written one test at a time: a `serde_json::Value` of a whole matrix costs over ten times its
+/// text (about 70 MB for 10,000 tests), and a write renders the document more than once.
+pub fn document_json(document: &MatrixDocument) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(64 + document.tests.len() * 512);
+    out.extend_from_slice(b"{\"audit\":");
+    serde_json::to_writer(&mut out, &document.audit.to_json())?;
+    out.extend_from_slice(b",\"tests\":{");
+    for (i, (name, test)) in document.tests.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, name)?;
+        out.push(b':');
+        serde_json::to_writer(&mut out, &test.to_json(false))?;
+    }
+    out.extend_from_slice(b"}}");
+    Ok(out)
 }
 
 /// One environment's current snapshot and the channel that announces new ones.
@@ -229,5 +269,29 @@ impl Registry {
     /// Every environment's current snapshot (for metrics).
     pub fn snapshots(&self) -> Vec<Arc<EnvSnapshot>> {
         self.maps.load().environments.values().map(|slot| slot.current()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_written_as_its_json_tree_would_be() {
+        let text = r#"{"audit": {"version": "7", "updated": 1700000000000, "updatedBy": "ann \"the\" editor"},
+            "tests": {
+              "b-test": {"version": "3", "salt": "b", "testType": "USER", "description": "é ☃ \u0001", "rule": "${a == 'x'}",
+                "constants": {"LIST": ["a", 1, 2.5e-7, null]},
+                "buckets": [{"name": "off", "value": 0, "payload": {"doubleValue": 0.1}},
+                            {"name": "on", "value": 1, "description": "d", "payload": {"map": {"k": 1}}}],
+                "allocations": [{"rule": null, "ranges": [{"bucketValue": 0, "length": 0.3}, {"bucketValue": 1, "length": 0.7}]}]},
+              "a-test": {"salt": "&a", "testType": "USER", "buckets": [{"name": "x", "value": -1}],
+                "allocations": [{"ranges": [{"bucketValue": -1, "length": 1.0}]}]}
+            }}"#;
+        let (document, _) = MatrixDocument::from_json(text).unwrap();
+        assert!(document.tests.len() == 2);
+        assert_eq!(document_json(&document).unwrap(), serde_json::to_vec(&document.to_json(false)).unwrap());
+        let empty = MatrixDocument::default();
+        assert_eq!(document_json(&empty).unwrap(), serde_json::to_vec(&empty.to_json(false)).unwrap());
     }
 }

@@ -24,5 +24,5 @@ async fn sqlite_file_conforms_and_persists() {
     let project = reopened.project("shop").await.unwrap().expect("the project survives a reopen");
     assert_eq!(reopened.list_environments(project.id).await.unwrap().len(), 2);
     let env = &reopened.list_environments(project.id).await.unwrap()[0];
-    assert_eq!(reopened.list_events(env.id, 0, 10).await.unwrap().len(), 2, "events survive a reopen");
+    assert_eq!(reopened.list_events(env.id, &avsb_server::store::EventFilter::default(), 0, 10).await.unwrap().len(), 2, "events survive a reopen");
 }

@@ -39,6 +39,27 @@ pub struct ServeArgs {
     /// also `Secure` whenever the proxy sends `X-Forwarded-Proto: https`).
     #[arg(long, env = "AVSB_SECURE_COOKIES")]
     secure_cookies: bool,
+    /// Seconds a client may take to send a request's head before its connection is closed.
+    #[arg(long, env = "AVSB_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request (keep it above a proxy's
+    /// upstream keep-alive timeout). SDK streams are never cut: they are answers, not idle.
+    #[arg(long, env = "AVSB_IDLE_TIMEOUT_SECS", default_value_t = 75, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout_secs: u64,
+    /// Seconds a request's body may take to arrive in full.
+    #[arg(long, env = "AVSB_BODY_TIMEOUT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog. Default: 80% of the file
+    /// limit (`ulimit -n`, systemd's LimitNOFILE) less 32.
+    #[arg(long, env = "AVSB_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+    /// The largest admin request body, in MiB (a 10,000-test matrix is about 6 MiB, 12 MiB
+    /// pretty-printed).
+    #[arg(long, env = "AVSB_MAX_ADMIN_BODY_MIB", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    max_admin_body_mib: u64,
+    /// `/readyz` probes the database at most this often, in seconds.
+    #[arg(long, env = "AVSB_READINESS_INTERVAL_SECS", default_value_t = 5)]
+    readiness_interval_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,7 +93,8 @@ pub enum TokenCommand {
 }
 
 fn open_store(data: &Path) -> anyhow::Result<SqliteStore> {
-    std::fs::create_dir_all(data).map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", data.display()))?;
+    avsb_server::store::sqlite::secure_data_dir(data)
+        .map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", data.display()))?;
     SqliteStore::open(&data.join(DATABASE)).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", data.join(DATABASE).display()))
 }
 
@@ -130,9 +152,16 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     init_logging(&args.log_level, args.log_json)?;
     let store = open_store(&args.data)?;
     runtime()?.block_on(async move {
+        let secs = std::time::Duration::from_secs;
         let options = Options {
-            heartbeat: std::time::Duration::from_secs(args.heartbeat_secs.max(1)),
+            heartbeat: secs(args.heartbeat_secs.max(1)),
             secure_cookies: args.secure_cookies,
+            header_timeout: secs(args.header_timeout_secs),
+            idle_timeout: secs(args.idle_timeout_secs),
+            body_timeout: secs(args.body_timeout_secs),
+            max_connections: args.max_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            max_admin_body: usize::try_from(args.max_admin_body_mib * 1024 * 1024).unwrap_or(usize::MAX),
+            readiness_interval: secs(args.readiness_interval_secs),
             ..Options::default()
         };
         let state = AppState::load(Arc::new(store), options).await?;

@@ -234,7 +234,7 @@ def test_exposures_carry_the_configured_context_attributes_and_results_break_dow
     exposures = [e for e in fresh_server.events() if e["kind"] == "exposure"]
     assert len(exposures) == 40
     for e in exposures:
-        assert json.loads(e["dimensions"]) == {"device": devices[e["identifiers"]["USER"]], "beta": "true"}
+        assert e["dimensions"] == {"device": devices[e["identifiers"]["USER"]], "beta": "true"}
     reply = fresh_server.admin("GET", "/environments/development/tests/checkout-v2/results?dimension=device")
     assert reply.status_code == 200, reply.text
     breakdown = {v["value"]: v["units"] for v in reply.json()["dimension"]["values"]}

@@ -24,9 +24,9 @@ pub struct NotFound(#[allow(dead_code)] schemas::ApiError);
 #[response(description = r#"The write was based on a revision (`baseRevision`/`If-Match`) that is no longer current, and what it changes changed since: for an edit of tests (save, delete, kill, a rollback of one test, ranges, targets, promotion) a change to one of those tests, listed in `changes` with the revisions that made them; for a whole matrix or a rollback of the environment, any change. Also a stale `sourceRevision` of a promotion, or an environment that kept changing under the write. Nothing was changed; reload and retry. Codes: `conflict`."#, content_type = "application/json")]
 pub struct Conflict(#[allow(dead_code)] schemas::ConflictError);
 
-/// The request body exceeds the limit (64 MiB for admin writes, 1 MiB for event batches).
+/// The request body exceeds the limit (32 MiB for admin writes by default, 1 MiB for event batches).
 #[derive(ToResponse)]
-#[response(description = r#"The request body exceeds the limit (64 MiB for admin writes, 1 MiB for event batches). Codes: `body_too_large`."#, content_type = "application/json")]
+#[response(description = r#"The request body exceeds the limit (for admin writes 32 MiB by default, `--max-admin-body-mib`; 1 MiB for event batches). Codes: `body_too_large`."#, content_type = "application/json")]
 pub struct PayloadTooLarge(#[allow(dead_code)] schemas::ApiError);
 
 /// The change would drop at least one test, a definition cannot be read, or a bucket `value` or range `bucketValue`/`length` is missing (diagnostic code `missing_field`); `diagnostics` says which and why.

@@ -8,6 +8,7 @@ use avsb_core::reader::stored_to_consumable;
 use avsb_core::Diagnostic;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::edit::{BucketRef, MatrixEdit};
@@ -207,6 +208,124 @@ pub fn read_definition(name: &str, definition: &Value, format: Option<&str>) -> 
         .ok_or_else(|| WriteError::field(ErrorCode::InvalidField, "definition", "definition is empty"))
 }
 
+/// Reads a whole matrix document given as JSON text (`audit` may be left out), without building
+/// a tree of the whole document: the engine's reader reads each test from the text, and the
+/// checks for missing fields look at the parts they need (a `serde_json::Value` of a large
+/// matrix costs ten times its text).
+pub fn read_matrix_text(text: &str) -> WriteResult<IndexMap<String, TestDefinition>> {
+    if !text.trim_start().starts_with('{') {
+        return Err(not_a_matrix());
+    }
+    let top: TopShape<'_> = serde_json::from_str(text).map_err(|_| not_a_matrix())?;
+    if let Some(tests) = top.tests.and_then(|raw| serde_json::from_str::<IndexMap<String, &RawValue>>(raw.get()).ok()) {
+        refuse_missing_diagnostics(tests.iter().flat_map(|(name, raw)| missing_fields_raw(name, raw)).collect())?;
+    }
+    let with_audit;
+    let text = if top.audit.0 {
+        text
+    } else {
+        // Spliced in front of the document's own fields, as `read_matrix` inserts it.
+        let rest = text.trim_start().strip_prefix('{').unwrap_or_default();
+        let separator = if rest.trim_start().starts_with('}') { "" } else { "," };
+        with_audit = format!(r#"{{"audit":{{"version":"0","updated":0,"updatedBy":""}}{separator}{rest}"#);
+        &with_audit
+    };
+    let (incoming, diagnostics) =
+        MatrixDocument::from_json(text).map_err(|e| WriteError::refused(ErrorCode::UnreadableMatrix, e.message))?;
+    refuse_unreadable(diagnostics)?;
+    Ok(incoming.tests)
+}
+
+fn not_a_matrix() -> WriteError {
+    WriteError::field(ErrorCode::InvalidField, "matrix", "matrix must be a test matrix object: {\"tests\": {...}}")
+}
+
+/// Whether a field is there at all (even as `null`).
+#[derive(Debug, Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Present, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Present(true))
+    }
+}
+
+/// The top of a matrix document, its tests left as text.
+#[derive(Deserialize)]
+struct TopShape<'a> {
+    #[serde(default)]
+    audit: Present,
+    #[serde(borrow)]
+    tests: Option<&'a RawValue>,
+}
+
+/// The fields of a test that [`missing_fields`] looks at, left as text.
+#[derive(Deserialize)]
+struct TestShape<'a> {
+    #[serde(borrow)]
+    buckets: Option<&'a RawValue>,
+    #[serde(borrow)]
+    allocations: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct BucketShape<'a> {
+    #[serde(borrow)]
+    value: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct AllocationShape<'a> {
+    #[serde(borrow)]
+    ranges: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RangeShape<'a> {
+    #[serde(borrow)]
+    bucket_value: Option<&'a RawValue>,
+    #[serde(borrow)]
+    length: Option<&'a RawValue>,
+}
+
+/// [`missing_fields`] of a test given as text: the same checks, where the parts have the
+/// expected types (anything else is the engine's to refuse).
+fn missing_fields_raw(name: &str, raw: &RawValue) -> Vec<Diagnostic> {
+    fn object<'a, T: Deserialize<'a>>(raw: &'a RawValue) -> Option<T> {
+        raw.get().starts_with('{').then(|| serde_json::from_str(raw.get()).ok()).flatten()
+    }
+    fn array(raw: Option<&RawValue>) -> Vec<&RawValue> {
+        raw.and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or_default()
+    }
+    let present = |field: Option<&RawValue>| field.is_some_and(|f| f.get() != "null");
+    let mut out = Vec::new();
+    let mut missing = |path: String, what: &str| {
+        out.push(Diagnostic::error(name, format!("tests.{name}.{path}"), "missing_field", format!("{what} is required")));
+    };
+    let Some(test) = object::<TestShape<'_>>(raw) else { return out };
+    for (i, bucket) in array(test.buckets).into_iter().enumerate() {
+        if let Some(bucket) = object::<BucketShape<'_>>(bucket) {
+            if !present(bucket.value) {
+                missing(format!("buckets[{i}].value"), "the bucket's value");
+            }
+        }
+    }
+    for (i, allocation) in array(test.allocations).into_iter().enumerate() {
+        let Some(allocation) = object::<AllocationShape<'_>>(allocation) else { continue };
+        for (j, range) in array(allocation.ranges).into_iter().enumerate() {
+            let Some(range) = object::<RangeShape<'_>>(range) else { continue };
+            if !present(range.bucket_value) {
+                missing(format!("allocations[{i}].ranges[{j}].bucketValue"), "the range's bucketValue");
+            }
+            if !present(range.length) {
+                missing(format!("allocations[{i}].ranges[{j}].length"), "the range's length");
+            }
+        }
+    }
+    out
+}
+
 /// Reads a whole matrix document given as JSON (`audit` may be left out).
 pub fn read_matrix(mut doc: Value) -> WriteResult<IndexMap<String, TestDefinition>> {
     let Some(object) = doc.as_object_mut() else {
@@ -264,7 +383,10 @@ fn missing_fields(name: &str, definition: &Value) -> Vec<Diagnostic> {
 }
 
 fn refuse_missing_fields<'a>(tests: impl IntoIterator<Item = (&'a str, &'a Value)>) -> WriteResult<()> {
-    let diagnostics: Vec<Diagnostic> = tests.into_iter().flat_map(|(name, def)| missing_fields(name, def)).collect();
+    refuse_missing_diagnostics(tests.into_iter().flat_map(|(name, def)| missing_fields(name, def)).collect())
+}
+
+fn refuse_missing_diagnostics(diagnostics: Vec<Diagnostic>) -> WriteResult<()> {
     if diagnostics.is_empty() {
         return Ok(());
     }

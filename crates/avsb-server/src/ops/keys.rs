@@ -3,7 +3,6 @@
 //! request path at once (the registry's key map is reloaded).
 
 use super::{WriteError, WriteResult};
-use crate::error::ErrorCode;
 use crate::keys::{self, SecretKind};
 use serde_json::json;
 
@@ -12,20 +11,10 @@ use crate::store::{AdminTokenInfo, Role, SdkKeyInfo, Store, TokenOwner};
 use crate::AppState;
 
 /// The longest name a key or token may have.
-pub const MAX_NAME: usize = 200;
+pub const MAX_NAME: usize = super::MAX_NAME_BYTES;
 
 fn check_name(name: &str) -> WriteResult<()> {
-    if name.trim().is_empty() {
-        return Err(WriteError::field(ErrorCode::InvalidField, "name", "name must not be empty"));
-    }
-    if name.len() > MAX_NAME {
-        return Err(WriteError::field(
-            ErrorCode::InvalidField,
-            "name",
-            format!("name is {} bytes long; the limit is {MAX_NAME}", name.len()),
-        ));
-    }
-    Ok(())
+    super::check_name("name", name)
 }
 
 /// Creates an admin token; returns the secret (shown once) and the listing. Tokens are the

@@ -166,24 +166,63 @@ pub fn check_key(what: &str, key: &str) -> WriteResult<()> {
     if ok {
         Ok(())
     } else {
+        let shown: String = key.chars().take(70).collect();
         Err(WriteError::refused(
             ErrorCode::InvalidKey,
-            format!("{what} '{key}' must be 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter or digit"),
+            format!("{what} '{shown}' must be 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter or digit"),
         ))
     }
 }
 
-/// Checks a test name: 1 to 128 letters, digits, `_`, `-` or `.`.
+/// Checks a test name: 1 to 128 letters, digits, `_`, `-` or `.`, not starting with `.` (a test
+/// is also a path: `test-definitions/<name>/definition.json` in Proctor's layout, a segment of
+/// the API's URLs; `.` and `..` would name another directory, and `.x` a hidden one).
 pub fn check_test_name(name: &str) -> WriteResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
+        && !name.starts_with('.')
         && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.');
     if ok {
         Ok(())
     } else {
+        let shown: String = name.chars().take(140).collect();
         Err(WriteError::refused(
             ErrorCode::InvalidTestName,
-            format!("test name '{name}' must be 1 to 128 letters, digits, '_', '-' or '.'"),
+            format!("test name '{shown}' must be 1 to 128 letters, digits, '_', '-' or '.', not starting with '.'"),
         ))
+    }
+}
+
+/// The longest name of a project, environment, SDK key or admin token, in bytes.
+pub const MAX_NAME_BYTES: usize = 200;
+
+/// The longest comment of a revision, in bytes.
+pub const MAX_COMMENT_BYTES: usize = 2000;
+
+/// Checks a display name (`field` in the request): not empty or blank, at most
+/// [`MAX_NAME_BYTES`] bytes.
+pub fn check_name(field: &str, name: &str) -> WriteResult<()> {
+    if name.trim().is_empty() {
+        return Err(WriteError::field(ErrorCode::InvalidField, field, format!("{field} must not be empty")));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(WriteError::field(
+            ErrorCode::InvalidField,
+            field,
+            format!("{field} is {} bytes long; the limit is {MAX_NAME_BYTES}", name.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a revision's comment: at most [`MAX_COMMENT_BYTES`] bytes.
+pub fn check_comment(comment: Option<&str>) -> WriteResult<()> {
+    match comment {
+        Some(comment) if comment.len() > MAX_COMMENT_BYTES => Err(WriteError::field(
+            ErrorCode::InvalidField,
+            "comment",
+            format!("comment is {} bytes long; the limit is {MAX_COMMENT_BYTES}", comment.len()),
+        )),
+        _ => Ok(()),
     }
 }

@@ -11,7 +11,7 @@ use avsb_core::ContextSchema;
 
 use super::edit::RevisionKind;
 use super::write::{parse_schema, validate};
-use super::{check_key, WriteError, WriteResult};
+use super::{check_key, check_name, WriteError, WriteResult};
 use crate::error::ErrorCode;
 use crate::registry::EnvSnapshot;
 use crate::store::{now_millis, NewProject, Project, Revision, RevisionMeta, StoreError};
@@ -79,9 +79,7 @@ impl AppState {
     /// Creates a project and its environments, each with a validated first revision.
     pub async fn create_project(&self, spec: ProjectSpec, author: &str) -> WriteResult<Project> {
         check_key("project key", &spec.key)?;
-        if spec.name.trim().is_empty() {
-            return Err(WriteError::field(ErrorCode::InvalidField, "name", "name must not be empty"));
-        }
+        check_name("name", &spec.name)?;
         let default_type = canonical_identifier_type(&spec.default_identifier_type);
         if !spec.schema.identifiers.contains_key(&default_type) {
             return Err(unknown_identifier_type(&default_type));
@@ -134,9 +132,7 @@ impl AppState {
         comment: &str,
     ) -> WriteResult<Arc<EnvSnapshot>> {
         check_key("environment key", key)?;
-        if name.trim().is_empty() {
-            return Err(WriteError::field(ErrorCode::InvalidField, "name", "name must not be empty"));
-        }
+        check_name("name", name)?;
         let (_guard, project) = self.lock_project(project_key).await?;
         let schema = parse_schema(&project)?;
         let id = self.store.reserve_revision_id().await?;
@@ -189,8 +185,8 @@ impl AppState {
         name: Option<&str>,
         default_identifier_type: Option<&str>,
     ) -> WriteResult<Project> {
-        if name.is_some_and(|n| n.trim().is_empty()) {
-            return Err(WriteError::field(ErrorCode::InvalidField, "name", "name must not be empty"));
+        if let Some(name) = name {
+            check_name("name", name)?;
         }
         let (_guard, current) = self.lock_project(project_key).await?;
         let default_type = default_identifier_type

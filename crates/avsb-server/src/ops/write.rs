@@ -95,18 +95,27 @@ impl AppState {
         edit: &MatrixEdit,
         meta: WriteMeta,
     ) -> WriteResult<Committed> {
+        super::check_comment(meta.comment.as_deref())?;
         let (_guard, project) = self.lock_project(project_key).await?;
         self.check_protection(&project, environment_key, meta.role).await?;
-        let schema = parse_schema(&project)?;
+        let schema = Arc::new(parse_schema(&project)?);
         let mut current = self.current(&project.key, environment_key)?;
-        let resolved = edit.resolve(self, &current).await?;
+        let resolved = Arc::new(edit.resolve(self, &current).await?);
         let comment = meta.comment.clone().unwrap_or_else(|| resolved.default_comment());
         for _attempt in 0..3 {
             if let Some(base) = meta.base {
                 self.check_base(&current, base, &edit.scope()).await?;
             }
             let id = self.store.reserve_revision_id().await?;
-            let (compiled, warnings, matrix_json) = prepare(&current, &resolved, &schema, id, &meta.author)?;
+            // Applying, rendering and compiling a matrix of thousands of tests takes long enough
+            // to hold up every request on an async worker: it runs on the blocking pool.
+            let (compiled, warnings, matrix_json) = {
+                let (current, resolved, schema) = (Arc::clone(&current), Arc::clone(&resolved), Arc::clone(&schema));
+                let author = meta.author.clone();
+                tokio::task::spawn_blocking(move || prepare(&current, &resolved, &schema, id, &author))
+                    .await
+                    .map_err(WriteError::internal)??
+            };
             let revision = Revision {
                 meta: RevisionMeta {
                     id,
@@ -122,13 +131,18 @@ impl AppState {
             };
             match self.store.commit_revision(current.revision.id, revision.clone()).await {
                 Ok(()) => {
-                    let snapshot = EnvSnapshot::from_compiled(
-                        &project,
-                        current.environment_id,
-                        &current.environment_key,
-                        &revision.meta,
-                        compiled,
-                    )?;
+                    let snapshot = {
+                        let (project, environment_id) = (project.clone(), current.environment_id);
+                        let (environment_key, meta) = (current.environment_key.clone(), revision.meta.clone());
+                        // The compiled matrix holds exactly the document stored (nothing was
+                        // dropped), so the stored text is what the snapshot serves.
+                        let rendered = revision.matrix_json.into_bytes();
+                        tokio::task::spawn_blocking(move || {
+                            EnvSnapshot::from_rendered(&project, environment_id, &environment_key, &meta, compiled, rendered)
+                        })
+                        .await
+                        .map_err(WriteError::internal)??
+                    };
                     let snapshot = self.publish(snapshot);
                     tracing::info!(
                         project = %project.key, environment = %current.environment_key, revision = id,
@@ -290,7 +304,8 @@ pub(crate) fn prepare(
     let mut matrix = current.matrix.to_document();
     resolved.apply(&mut matrix, id, &current.environment_key)?;
     matrix.audit = Audit { version: Some(id.to_string()), updated: now_millis(), updated_by: Some(author.to_string()) };
-    let matrix_json = serde_json::to_string(&matrix.to_json(false)).map_err(WriteError::internal)?;
+    let matrix_json = crate::registry::document_json(&matrix).map_err(WriteError::internal)?;
+    let matrix_json = String::from_utf8(matrix_json).map_err(WriteError::internal)?;
     let (compiled, warnings) = validate(matrix, schema)?;
     Ok((compiled, warnings, matrix_json))
 }

@@ -412,6 +412,21 @@ impl NewEvent {
     }
 }
 
+/// Which stored events a listing wants (every field optional).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    /// `exposure` or `track`.
+    pub kind: Option<String>,
+    /// Exposures of this test.
+    pub test: Option<String>,
+    /// Tracked events with this key.
+    pub key: Option<String>,
+    /// Events that happened at or after this time, epoch milliseconds.
+    pub from: Option<i64>,
+    /// Events that happened before this time, epoch milliseconds.
+    pub to: Option<i64>,
+}
+
 /// What storing a batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchOutcome {
@@ -635,8 +650,9 @@ pub trait Store: Send + Sync + 'static {
         batch_id: Option<String>,
         events: Vec<NewEvent>,
     ) -> StoreResult<BatchOutcome>;
-    /// An environment's events after id `after`, oldest first.
-    async fn list_events(&self, environment_id: i64, after: i64, limit: u32) -> StoreResult<Vec<StoredEvent>>;
+    /// An environment's events after id `after` that pass `filter`, oldest first.
+    async fn list_events(&self, environment_id: i64, filter: &EventFilter, after: i64, limit: u32)
+        -> StoreResult<Vec<StoredEvent>>;
     /// The id of an environment's newest event (0 when it has none).
     async fn last_event_id(&self, environment_id: i64) -> StoreResult<i64>;
     /// One test's exposures with ids in `(after, up_to]`, oldest first, at most `limit`.

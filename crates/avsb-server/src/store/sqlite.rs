@@ -3,6 +3,10 @@
 //! rusqlite is synchronous, so every call runs on tokio's blocking pool behind one connection
 //! mutex. That also serializes writes, which SQLite does anyway. The request path never
 //! reaches this store: it reads in-memory snapshots (`registry`).
+//!
+//! The database holds every matrix, event and the digests of every secret: on Unix its files
+//! are created readable by their owner only (0600, in a 0700 data directory), and tightened
+//! at open, with a warning, when an earlier version or a copy left them looser.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -12,7 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 
 use super::{
-    now_millis, ActiveSdkKey, AdminTokenInfo, AuditEntry, BatchOutcome, ExposureRow, MetricRecord, TrackRow, Environment, LoginFailures, NewEvent, NewProject, NewUser, Project,
+    now_millis, ActiveSdkKey, AdminTokenInfo, AuditEntry, BatchOutcome, EventFilter, ExposureRow, MetricRecord, TrackRow, Environment, LoginFailures, NewEvent, NewProject, NewUser, Project,
     ProjectRole, Revision, RevisionMeta, Role, SdkKeyInfo, SessionRecord, Store, StoreError, StoreResult, StoredEvent,
     TokenOwner, User,
 };
@@ -50,11 +54,84 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// Creates the data directory (and its parents) readable by the owner only, or tightens an
+/// existing one that group or others may read.
+pub fn secure_data_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        if !dir.exists() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        }
+        tighten(dir, 0o700);
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+/// Takes group and other permissions away from `path` if it has any (`private` is the mode to
+/// set), saying so; a failure is logged, not fatal (the owner may be someone else).
+#[cfg(unix)]
+fn tighten(path: &Path, private: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(metadata) = std::fs::metadata(path) else { return };
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(private)) {
+        Ok(()) => tracing::warn!(
+            path = %path.display(),
+            "tightened permissions from {mode:04o} to {private:04o}: the data directory holds every matrix and the digests of every secret"
+        ),
+        Err(e) => tracing::warn!(
+            path = %path.display(),
+            "permissions are {mode:04o} (group or others may read) and could not be tightened to {private:04o}: {e}"
+        ),
+    }
+}
+
+/// The database file and SQLite's files beside it (the write-ahead log, its index, a rollback
+/// journal).
+fn database_files(path: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = vec![path.to_path_buf()];
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(name.into());
+    }
+    files
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    /// Opens (creating if needed) the database at `path` and applies pending migrations. A new
+    /// database file is created with mode 0600 (SQLite gives its journal and index the same);
+    /// existing ones that group or others may read are tightened.
     pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            if !path.exists() {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(0o600)
+                    .open(path)
+                    .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", path.display())))?;
+            }
+            for file in database_files(path) {
+                tighten(&file, 0o600);
+            }
+        }
         let conn = Connection::open(path)?;
-        Self::init(conn)
+        let store = Self::init(conn)?;
+        #[cfg(unix)]
+        for file in database_files(path) {
+            tighten(&file, 0o600);
+        }
+        Ok(store)
     }
 
     /// A private in-memory database, for tests.
@@ -956,15 +1033,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_events(&self, environment_id: i64, after: i64, limit: u32) -> StoreResult<Vec<StoredEvent>> {
+    async fn list_events(&self, environment_id: i64, filter: &EventFilter, after: i64, limit: u32)
+        -> StoreResult<Vec<StoredEvent>> {
+        let filter = filter.clone();
         self.call(move |conn| {
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare_cached(
                 "SELECT id, sdk_key_id, received_at, kind, time, identifiers, test, bucket, bucket_name, version, key,
                         value, properties, reason, allocation, dimensions
-                 FROM events WHERE environment_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                 FROM events WHERE environment_id = ?1 AND id > ?2
+                   AND (?4 IS NULL OR kind = ?4) AND (?5 IS NULL OR test = ?5) AND (?6 IS NULL OR key = ?6)
+                   AND (?7 IS NULL OR time >= ?7) AND (?8 IS NULL OR time < ?8)
+                 ORDER BY id LIMIT ?3",
             )?;
             let rows = stmt
-                .query_map(params![environment_id, after, limit], |r| {
+                .query_map(params![environment_id, after, limit, filter.kind, filter.test, filter.key, filter.from, filter.to], |r| {
                     Ok(StoredEvent {
                         id: r.get(0)?,
                         sdk_key_id: r.get(1)?,

@@ -223,13 +223,13 @@ fn send_oversized(s: &Server, method: &str, path: &str, length: usize) -> (u16, 
 }
 
 #[test]
-fn an_admin_body_over_64_mib_is_refused_with_413() {
+fn an_admin_body_over_the_32_mib_default_is_refused_with_413() {
     let s = Server::start_demo();
     let before = environment_state(&s, "development");
-    let (status, body) = send_oversized(&s, "PUT", &format!("{}/matrix", env_path("development")), 64 * 1024 * 1024 + 1);
+    let (status, body) = send_oversized(&s, "PUT", &format!("{}/matrix", env_path("development")), 32 * 1024 * 1024 + 1);
     assert_eq!(status, 413, "{body}");
     let error: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"));
     assert_eq!(error["error"]["code"], "body_too_large", "{body}");
-    assert!(error["error"]["message"].as_str().expect("message").contains("67108864"), "{body}");
+    assert!(error["error"]["message"].as_str().expect("message").contains("33554432"), "{body}");
     assert_eq!(environment_state(&s, "development"), before);
 }

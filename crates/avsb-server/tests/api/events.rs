@@ -266,3 +266,37 @@ fn listing_events_needs_an_admin_token() {
     assert_error(&s.call("GET", &path, None, None), 401, "unauthorized", &[]);
     assert_error(&s.call("GET", &path, Some(&sdk_key(&s)), None), 401, "unauthorized", &[]);
 }
+
+#[test]
+fn events_are_listed_by_kind_test_key_and_time_and_exported_as_ndjson_and_csv() {
+    let s = Server::start_demo();
+    let t = now_millis() - 10_000;
+    let mut early = exposure("u_1");
+    early["time"] = json!(t);
+    let mut late = track("u_2");
+    late["time"] = json!(t + 5000);
+    assert_eq!(post_events(&s, &json!([early, late, exposure("u_3")]).to_string()).status, 202);
+    let path = |q: &str| format!("{}/events?{q}", env_path("development"));
+    let count = |q: &str| ok(s.admin("GET", &path(q), None))["events"].as_array().expect("events").len();
+    assert_eq!(count("kind=track"), 1);
+    assert_eq!(count("kind=exposure&test=checkout-v2"), 2);
+    assert_eq!(count("key=purchase"), 1);
+    assert_eq!(count(&format!("from={t}&to={}", t + 5000)), 1, "the end is excluded");
+    assert_error(&s.admin("GET", &path("kind=click"), None), 400, "invalid_query", &["kind"]);
+    assert_error(&s.admin("GET", &path("format=xml"), None), 400, "invalid_query", &["format"]);
+
+    let ndjson = s.admin("GET", &path("format=ndjson&kind=exposure"), None);
+    assert_eq!(ndjson.header("content-type"), Some("application/x-ndjson"));
+    let lines: Vec<Value> = ndjson.body.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["identifiers"], json!({"USER": "u_1"}));
+
+    let csv = s.admin("GET", &path("format=csv"), None);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert!(csv.header("content-disposition").is_some_and(|d| d.contains("demo-development-events.csv")));
+    let rows: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(rows.len(), 4, "a header and three events: {}", csv.body);
+    assert!(rows[0].starts_with("id,receivedAt,sdkKeyId,kind,time,identifiers"));
+    assert!(rows[2].contains(",track,") && rows[2].contains("purchase") && rows[2].contains("9.5"), "{}", rows[2]);
+    assert!(rows[1].contains(r#""{""USER"":""u_1""}""#), "identifiers as quoted JSON text: {}", rows[1]);
+}

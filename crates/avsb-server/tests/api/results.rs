@@ -49,8 +49,7 @@ fn an_exposure_keeps_its_reason_allocation_and_dimensions() {
     let stored = &stored_events(&s)[0];
     assert_eq!(stored["reason"], "targeted");
     assert_eq!(stored["allocation"], 0);
-    let dimensions: Value = serde_json::from_str(stored["dimensions"].as_str().expect("dimensions text")).expect("JSON");
-    assert_eq!(dimensions, json!({"device": "mobile", "beta": "true", "age": "31"}));
+    assert_eq!(stored["dimensions"], json!({"device": "mobile", "beta": "true", "age": "31"}));
 
     let mut bad = exposure("u_2");
     bad["reason"] = json!("lucky");

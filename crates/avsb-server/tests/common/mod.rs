@@ -153,6 +153,19 @@ impl Server {
         Server::start(data, Options::default(), Database::InDataDirectory)
     }
 
+    /// [`Server::start_demo`] with these options (shorter timeouts, a connection limit).
+    pub fn start_with(options: Options) -> Server {
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut server = Server::start(data.path(), options, Database::InMemory);
+        server.data = Some(data);
+        server
+    }
+
+    /// [`Server::start_in`] with these options.
+    pub fn start_in_with(data: &Path, options: Options) -> Server {
+        Server::start(data, options, Database::InDataDirectory)
+    }
+
     fn start(data: &Path, options: Options, database: Database) -> Server {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (finished_tx, finished) = mpsc::channel();

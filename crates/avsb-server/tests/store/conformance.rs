@@ -4,7 +4,7 @@
 use anyhow::{ensure, Context};
 
 use avsb_server::store::{
-    BatchOutcome,
+    BatchOutcome, EventFilter,
     LoginFailures, NewEvent, NewProject, NewUser, ProjectRole, Revision, RevisionMeta, Role, Store, StoreError, TokenOwner,
 };
 
@@ -273,12 +273,20 @@ async fn events(store: &dyn Store) -> anyhow::Result<()> {
     ensure!(first == BatchOutcome { accepted: 2, duplicate: false }, "{first:?}");
     let again = store.insert_events(dev.id, Some(7), batch.clone(), vec![exposure.clone()]).await?;
     ensure!(again == BatchOutcome { accepted: 2, duplicate: true }, "a repeated batch id stores nothing: {again:?}");
-    let stored = store.list_events(dev.id, 0, 10).await?;
+    let stored = store.list_events(dev.id, &EventFilter::default(), 0, 10).await?;
     ensure!(stored.len() == 2, "two events stored");
     ensure!(stored[0].event == exposure && stored[1].event == track, "events read back as written: {stored:?}");
     ensure!(stored[0].sdk_key_id == Some(7) && stored[0].id < stored[1].id, "ids increase in arrival order");
-    let after = store.list_events(dev.id, stored[0].id, 10).await?;
+    let after = store.list_events(dev.id, &EventFilter::default(), stored[0].id, 10).await?;
     ensure!(after.len() == 1 && after[0].event == track, "paging after an id");
+    let only = |f: EventFilter| async move { store.list_events(dev.id, &f, 0, 10).await.map(|e| e.len()) };
+    ensure!(only(EventFilter { kind: Some("track".into()), ..EventFilter::default() }).await? == 1, "by kind");
+    ensure!(only(EventFilter { test: Some("checkout".into()), ..EventFilter::default() }).await? == 1, "by test");
+    ensure!(only(EventFilter { key: Some("purchase".into()), ..EventFilter::default() }).await? == 1, "by key");
+    ensure!(only(EventFilter { key: Some("signup".into()), ..EventFilter::default() }).await? == 0, "by another key");
+    let at = exposure.time;
+    ensure!(only(EventFilter { from: Some(at), to: Some(at + 1), ..EventFilter::default() }).await? == 2, "in a time range");
+    ensure!(only(EventFilter { to: Some(at), ..EventFilter::default() }).await? == 0, "the range's end is excluded");
 
     // What the results read.
     let last = store.last_event_id(dev.id).await?;

@@ -1,21 +1,22 @@
 //! `/api/v1/projects/{project}/environments`: environments and their matrices.
 
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::views::{CommittedView, EnvironmentView, ProjectView};
 use crate::auth::{Editor, ProjectAdmin, Viewer};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiQuery, Based, HasBaseRevision, JsonBody};
+use crate::extract::{if_match, parse_object, parse_off_workers, read_body, ApiQuery, JsonBody};
 use crate::openapi::{params, responses, schemas};
 use crate::ops::edit::MatrixEdit;
-use crate::ops::input::{read_matrix, RevisionId};
+use crate::ops::input::{read_matrix_text, RevisionId};
 use crate::ops::WriteMeta;
 use crate::routes::json_bytes;
 use crate::SharedState;
@@ -220,24 +221,20 @@ async fn get_matrix(
     Ok(response)
 }
 
-/// A whole new matrix for an environment.
+/// A whole new matrix for an environment. The matrix is a slice of the request's text: the
+/// engine reads it test by test (a tree of a large matrix costs ten times its text).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PutMatrix {
+pub struct PutMatrix<'a> {
     /// The new matrix (a `TestMatrixArtifact`); `audit` may be left out and is replaced by the
     /// server's.
+    #[serde(borrow)]
     #[schema(value_type = schemas::TestMatrixArtifact)]
-    matrix: Value,
+    matrix: &'a RawValue,
     /// Recorded in the revision's audit.
     comment: Option<String>,
     /// The revision the matrix was based on: any change since conflicts.
     base_revision: Option<RevisionId>,
-}
-
-impl HasBaseRevision for PutMatrix {
-    fn base_revision(&self) -> Option<i64> {
-        self.base_revision.map(|r| r.0)
-    }
 }
 
 #[utoipa::path(
@@ -264,10 +261,23 @@ async fn put_matrix(
     State(state): State<SharedState>,
     access: Editor,
     Path((project, environment)): Path<(String, String)>,
-    Based { body: request, base }: Based<PutMatrix>,
+    headers: HeaderMap,
+    body: Body,
 ) -> ApiResult<Json<CommittedView>> {
-    let edit = MatrixEdit::ReplaceMatrix { tests: read_matrix(request.matrix)? };
-    let meta = WriteMeta { base, author: access.author(), comment: request.comment, role: access.role };
+    let bytes = read_body(body, state.options.max_admin_body).await?;
+    // A large body is parsed and read on the blocking pool; the body is freed when it is read.
+    let (tests, comment, base) = parse_off_workers(bytes, |bytes| {
+        let request: PutMatrix<'_> = parse_object(bytes)?;
+        let tests = read_matrix_text(request.matrix.get())?;
+        Ok((tests, request.comment, request.base_revision.map(|r| r.0)))
+    })
+    .await?;
+    let base = match base {
+        Some(base) => Some(base),
+        None => if_match(&headers)?,
+    };
+    let edit = MatrixEdit::ReplaceMatrix { tests };
+    let meta = WriteMeta { base, author: access.author(), comment, role: access.role };
     let committed = state.write(&project, &environment, &edit, meta).await?;
     Ok(Json(CommittedView::from(&committed)))
 }

@@ -102,6 +102,7 @@ async fn set_member(
     Path((_project, username)): Path<(String, String)>,
     JsonBody(request): JsonBody<SetMember>,
 ) -> ApiResult<Json<Member>> {
+    no_such_username(&username)?;
     let (user, _) = state
         .store
         .user_by_username(&username)
@@ -133,6 +134,7 @@ async fn remove_member(
     access: ProjectAdmin,
     Path((_project, username)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
+    no_such_username(&username)?;
     let not_found = || ApiError::not_found(format!("user '{username}' is not a member of project '{}'", access.project.key));
     let (user, _) = state.store.user_by_username(&username).await?.ok_or_else(not_found)?;
     let members = state.store.project_members(access.project.id).await?;
@@ -141,6 +143,13 @@ async fn remove_member(
     }
     set_role(&*state.store, &access.project, &user, None, &access.author()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A name no user can have answers 404 without a lookup (and without echoing it back).
+fn no_such_username(username: &str) -> ApiResult<()> {
+    crate::ops::accounts::check_username(username).map_err(|_| {
+        ApiError::not_found("no such user: a username is 1 to 64 letters, digits, '.', '_', '-' or '@'")
+    })
 }
 
 /// `?before=&limit=`.
