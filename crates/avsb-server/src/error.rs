@@ -244,13 +244,25 @@ impl From<WriteError> for ApiError {
     }
 }
 
+/// Why a request was refused, kept on the response for the request log (`metrics::track` logs
+/// refused writes with it).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The error code.
+    pub code: &'static str,
+    /// The sentence the caller got.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let refusal = Refusal { code: self.code.as_str(), message: self.message.clone() };
         let mut error = Map::new();
         error.insert("code".into(), Value::from(self.code.as_str()));
         error.insert("message".into(), Value::from(self.message));
         error.extend(self.details);
         let mut response = (self.code.status(), axum::Json(json!({ "error": error }))).into_response();
+        response.extensions_mut().insert(refusal);
         if self.code == ErrorCode::Unauthorized {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

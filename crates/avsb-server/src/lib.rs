@@ -84,6 +84,10 @@ pub struct Options {
     /// How long a request for experiment results waits for a computation before it answers
     /// with the last results (marked stale) or, the first time, "computing".
     pub results_wait: Duration,
+    /// Log every request at info (method, route template, status, duration; never a path or a
+    /// query, which may hold secrets) under the target `avsb_server::access`; without it they
+    /// are logged at debug.
+    pub access_log: bool,
 }
 
 impl Options {
@@ -116,6 +120,7 @@ impl Default for Options {
             heartbeat: Duration::from_secs(15),
             secure_cookies: false,
             results_wait: Duration::from_secs(2),
+            access_log: false,
         }
     }
 }

@@ -222,7 +222,8 @@ impl Metrics {
 
 /// Middleware: counts and times every request under its route template (which never holds a
 /// secret: `/pipet/{sdk_key}/groups/identify`; a request no route matches counts as
-/// `unmatched`) and its method (`other` for a non-standard one).
+/// `unmatched`) and its method (`other` for a non-standard one); logs it (at info with
+/// `Options::access_log`), and logs refused writes with their reason.
 pub async fn track(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
@@ -231,7 +232,19 @@ pub async fn track(State(state): State<SharedState>, request: Request, next: Nex
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
     let metrics = &state.metrics;
-    tracing::debug!(%method, %route, status, micros = elapsed.as_micros() as u64, "request");
+    let micros = elapsed.as_micros() as u64;
+    if state.options.access_log {
+        tracing::info!(target: "avsb_server::access", %method, %route, status, micros, "request");
+    } else {
+        tracing::debug!(target: "avsb_server::access", %method, %route, status, micros, "request");
+    }
+    // A refused write says why (the caller got the same sentence): who could not write what.
+    let write = !matches!(method, "GET" | "HEAD" | "OPTIONS");
+    if write && matches!(status, 401 | 403 | 409 | 413 | 422) {
+        if let Some(refusal) = response.extensions().get::<crate::error::Refusal>() {
+            tracing::info!(%method, %route, status, code = refusal.code, reason = %refusal.message, "write refused");
+        }
+    }
     metrics.latency.get_or_create(&RouteLabels { route: route.clone() }).observe(elapsed.as_secs_f64());
     metrics.requests.get_or_create(&RequestLabels { route, method, status }).inc();
     response

@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// `/readyz` probes the database at most this often, in seconds.
     #[arg(long, env = "AVSB_READINESS_INTERVAL_SECS", default_value_t = 5)]
     readiness_interval_secs: u64,
+    /// Log every request at info: method, route template, status, duration (never a path or a
+    /// query string, which may hold an SDK key).
+    #[arg(long, env = "AVSB_ACCESS_LOG")]
+    access_log: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +100,50 @@ fn open_store(data: &Path) -> anyhow::Result<SqliteStore> {
     avsb_server::store::sqlite::secure_data_dir(data)
         .map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", data.display()))?;
     SqliteStore::open(&data.join(DATABASE)).map_err(|e| anyhow::anyhow!("cannot open {}: {e}", data.join(DATABASE).display()))
+}
+
+/// What a data directory held before the server opened it: signs that an empty database there
+/// replaced one that had data (a deleted or moved file, a wrong `--data`).
+struct PreviousData {
+    /// The database file existed.
+    database: bool,
+    /// Other files of a database or of the demo, by name.
+    signs: Vec<String>,
+}
+
+impl PreviousData {
+    fn look(data: &Path) -> PreviousData {
+        let database = data.join(DATABASE).exists();
+        let signs = [format!("{DATABASE}-wal"), format!("{DATABASE}-shm"), "demo-secrets.json".to_string()]
+            .into_iter()
+            .filter(|name| data.join(name).exists())
+            .collect();
+        PreviousData { database, signs }
+    }
+
+    /// Warns, loudly, when the database has no project, no admin token and no user although the
+    /// directory shows a database was there (the file existed, or its `-wal` did without it).
+    async fn warn_if_lost(&self, store: &dyn avsb_server::store::Store, data: &Path) -> anyhow::Result<()> {
+        let empty = store.list_projects().await?.is_empty()
+            && store.list_admin_tokens().await?.is_empty()
+            && store.user_count().await? == 0;
+        let orphans = !self.database && !self.signs.is_empty();
+        if !(empty && (self.database || orphans)) {
+            return Ok(());
+        }
+        let found = if orphans {
+            format!("{} but no {DATABASE}: the database file was deleted or moved", self.signs.join(", "))
+        } else if self.signs.is_empty() {
+            format!("{DATABASE} exists but holds no project, no admin token and no user")
+        } else {
+            format!("{DATABASE} holds no project, no admin token and no user, beside {}", self.signs.join(", "))
+        };
+        tracing::warn!(
+            "THIS DATA DIRECTORY LOOKS EMPTIED: {found} (in {}). If this instance had data, stop the server now,              check --data / AVSB_DATA points where the data lives, or restore {DATABASE} (with its -wal file, if the              backup has one) from the latest backup into that directory, then start again. A new instance can go              on: create the owner with the setup link.",
+            data.display()
+        );
+        Ok(())
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -150,6 +198,7 @@ async fn wait_for(signal: Option<tokio::signal::unix::Signal>) {
 /// Runs the server until SIGINT or SIGTERM.
 pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     init_logging(&args.log_level, args.log_json)?;
+    let before = PreviousData::look(&args.data);
     let store = open_store(&args.data)?;
     runtime()?.block_on(async move {
         let secs = std::time::Duration::from_secs;
@@ -162,9 +211,13 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             max_connections: args.max_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             max_admin_body: usize::try_from(args.max_admin_body_mib * 1024 * 1024).unwrap_or(usize::MAX),
             readiness_interval: secs(args.readiness_interval_secs),
+            access_log: args.access_log,
             ..Options::default()
         };
         let state = AppState::load(Arc::new(store), options).await?;
+        if !args.demo {
+            before.warn_if_lost(&*state.store, &args.data).await?;
+        }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
