@@ -389,7 +389,12 @@ impl AppState {
                 Some(Err(e)) => Err(e),
                 None => Ok(ResultsAnswer::Computing { started_at }),
             },
-            Ok(Err(_)) => Err(WriteError::internal("the results computation ended without an answer")),
+            Ok(Err(_)) => {
+                // The computation's task ended without sending (it panicked): forget it, so the
+                // next request starts another.
+                self.results_cache.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
+                Err(WriteError::internal("the results computation ended without an answer"))
+            }
             Err(_) => match cached {
                 Some(entry) => {
                     let mut stale = Results::clone(&entry.results);
