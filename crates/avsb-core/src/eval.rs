@@ -322,7 +322,12 @@ impl CompiledMatrix {
         };
         Run {
             request,
-            env: EvalEnv { context: &request.context, missing_experimental_unit: false, now_millis: request.now_millis },
+            env: EvalEnv {
+                context: &request.context,
+                missing_experimental_unit: false,
+                now_millis: request.now_millis,
+                budget: crate::rule::Budget::new(),
+            },
             incognito,
         }
     }

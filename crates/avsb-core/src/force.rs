@@ -88,12 +88,41 @@ impl ForceGroups {
             DefaultMode::MinLive => tokens.push("default_to_min_live".to_string()),
         }
         for (test, value) in &self.groups {
+            // The value is the token's trailing digits, so after a name that ends in a digit a 0
+            // is written `-0` (which reads back as 0), or `x1` forced to 0 would read as `x` 10.
+            let value = if *value == 0 && test.ends_with(|c: char| c.is_ascii_digit()) { "-0".to_string() } else { value.to_string() };
             match self.payloads.get(test) {
-                Some(p) => tokens.push(format!("{test}{value};{}:{}", p.type_name(), p.value_json())),
+                Some(p) => tokens.push(format!("{test}{value};{}:{}", p.type_name(), token_json(&p.value_json()))),
                 None => tokens.push(format!("{test}{value}")),
             }
         }
         tokens.join(",")
+    }
+}
+
+/// A payload's value as the token pattern reads it back: JSON whose numbers have no exponent
+/// (the pattern's numbers are `-?[0-9]+\.?[0-9]*`), so that a forced `2.5E29` survives the
+/// canonical string (found by fuzzing, `fuzz/corpus/force/`).
+fn token_json(value: &Json) -> String {
+    match value {
+        Json::Number(n) => match n.as_f64().filter(|_| n.is_f64()) {
+            // Rust prints a double without an exponent, with the shortest digits that read back.
+            Some(d) => {
+                let text = format!("{d}");
+                if text.contains('.') {
+                    text
+                } else {
+                    format!("{text}.0")
+                }
+            }
+            None => n.to_string(),
+        },
+        Json::Array(items) => format!("[{}]", items.iter().map(token_json).collect::<Vec<_>>().join(",")),
+        Json::Object(map) => format!(
+            "{{{}}}",
+            map.iter().map(|(k, v)| format!("{}:{}", Json::String(k.clone()), token_json(v))).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
     }
 }
 
@@ -269,6 +298,16 @@ mod tests {
     fn canonical_string_round_trips() {
         let f = ForceGroups::parse(r#"aa1,bb-2;stringValue:"x",default_to_min_live"#);
         assert_eq!(f.to_canonical_string(), r#"default_to_min_live,aa1,bb-2;stringValue:"x""#);
+        assert_eq!(ForceGroups::parse(&f.to_canonical_string()), f);
+        // A double with an exponent, in a map (found by fuzzing, fuzz/corpus/force/).
+        let f = ForceGroups::parse(r#"t1;map:{"key":0.0,"key2":277777700012609526036616329442},u2;doubleValue:0.000001"#);
+        assert_eq!(f.payloads.len(), 2);
+        let again = ForceGroups::parse(&f.to_canonical_string());
+        assert_eq!((&again.groups, &again.payloads), (&f.groups, &f.payloads), "{}", f.to_canonical_string());
+        // A name ending in a digit forced to 0 (found by fuzzing, fuzz/corpus/force/): `-0`.
+        let f = ForceGroups::parse("testName7-0,x2-0,y3-4");
+        assert_eq!(f.groups, IndexMap::from([("testName7".to_string(), 0), ("x2".to_string(), 0), ("y3".to_string(), -4)]));
+        assert_eq!(f.to_canonical_string(), "testName7-0,x2-0,y3-4");
         assert_eq!(ForceGroups::parse(&f.to_canonical_string()), f);
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context, Result};
-use avsb_core::rule::{compile, CompileEnv, EvalEnv, VariableInfo, VariableLookup};
+use avsb_core::rule::{compile, Budget, CompileEnv, EvalEnv, VariableInfo, VariableLookup};
 use avsb_core::schema::ContextType;
 use avsb_core::Value;
 use indexmap::IndexMap;
@@ -89,7 +89,7 @@ fn run_case(case: &Json) -> Result<()> {
             bail!("expected warning {code}, got {:?}", compiled.warnings);
         }
     }
-    let result = compiled.rule.evaluate(&EvalEnv { context: &context, missing_experimental_unit, now_millis });
+    let result = compiled.rule.evaluate(&EvalEnv { context: &context, missing_experimental_unit, now_millis, budget: Budget::new() });
     match (expect, result) {
         (Json::Bool(want), Ok(got)) if *want == got => Ok(()),
         (Json::Bool(want), Ok(got)) => bail!("expected {want}, got {got}"),

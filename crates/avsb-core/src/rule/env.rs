@@ -3,6 +3,7 @@
 
 use indexmap::IndexMap;
 
+use super::budget::{Budget, BudgetExceeded, BUDGET_EXCEEDED};
 use crate::schema::ContextType;
 use crate::value::Value;
 
@@ -35,7 +36,7 @@ pub struct CompileEnv<'a> {
     pub variables: &'a mut dyn VariableLookup,
 }
 
-/// A request's context as rules see it.
+/// A request's context as rules see it, and what its rules may still spend.
 pub struct EvalEnv<'a> {
     /// Context values by slot; `None` where the request lacks the variable.
     pub context: &'a [Option<Value>],
@@ -43,6 +44,9 @@ pub struct EvalEnv<'a> {
     pub missing_experimental_unit: bool,
     /// The request time in epoch milliseconds, for `proctor:now()`.
     pub now_millis: Option<i64>,
+    /// The request's evaluation budget, shared by every rule evaluated with this environment
+    /// (`Budget::new()` for each request; see [`super::budget`]).
+    pub budget: Budget,
 }
 
 /// A failure while evaluating a rule for one request.
@@ -53,6 +57,12 @@ pub struct RuleError {
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,
+}
+
+impl From<BudgetExceeded> for RuleError {
+    fn from(e: BudgetExceeded) -> RuleError {
+        RuleError { code: BUDGET_EXCEEDED, message: e.0 }
+    }
 }
 
 /// A problem found while compiling a rule.

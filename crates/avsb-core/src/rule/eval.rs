@@ -2,13 +2,18 @@
 //!
 //! Values are borrowed from the rule and the request wherever possible (`Cow`), so comparing a
 //! context string with a literal allocates nothing.
+//!
+//! Every node takes a step of the request's budget ([`super::budget`]), and so does every byte
+//! or item an operator reads; whatever makes a string or a list checks its size first. Reading
+//! is counted when it is done (its cost is bounded by data that already exists), making before
+//! (the allocation is what must not happen).
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::sync::Arc;
 
-use regex::Regex;
-
-use super::functions::{self, Func};
+use super::budget::{self, Budget, DEEP_STEPS_PER_BYTE, MAX_STEPS_PER_EVALUATION, MAX_STRING_BYTES, NODE_STEPS, UTF16_STEPS_PER_BYTE};
+use super::functions::{self, Func, JavaRegex};
 use super::parser::{BinOp, UnOp};
 use super::env::{EvalEnv, RuleError};
 use crate::value::{IntKind, MaybeBool, Value};
@@ -29,11 +34,27 @@ pub(crate) enum Node {
     Method(Box<Node>, Box<str>, Vec<Node>),
     Call(Func, Vec<Node>),
     /// `proctor:matches(value, 'constant pattern')`, compiled once.
-    Matches(Box<Node>, Box<Regex>),
+    Matches(Box<Node>, Arc<JavaRegex>),
+    /// `value.matches('constant pattern')` (`String.matches`), compiled once; a pattern that
+    /// does not compile keeps its error for evaluation, where Java throws it.
+    MatchesMethod(Box<Node>, Arc<Result<JavaRegex, Box<str>>>),
 }
 
+/// The longest message an evaluation error carries, in bytes: values in messages are shortened
+/// (see [`preview`]), and this bounds whatever else a message quotes.
+const MAX_MESSAGE_BYTES: usize = 512;
+
 pub(crate) fn err(code: &'static str, message: impl Into<String>) -> RuleError {
-    RuleError { code, message: message.into() }
+    let mut message = message.into();
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    RuleError { code, message }
 }
 
 /// The Java class name of a value, for messages.
@@ -60,10 +81,37 @@ pub(crate) fn class_name(v: &Value) -> &'static str {
 
 fn coercion(v: &Value, target: &str) -> RuleError {
     let shown = match v {
-        Value::String(s) => format!("'{s}'"),
-        other => java_to_string(other).into_owned(),
+        Value::String(_) => format!("'{}'", preview(v)),
+        other => preview(other),
     };
     err("coercion_error", format!("cannot convert {shown} of type {} to {target}", class_name(v)))
+}
+
+/// The longest a value is shown in a message.
+const PREVIEW_BYTES: usize = 64;
+
+/// A value as a message shows it: Java's text, cut after [`PREVIEW_BYTES`] bytes (`…` and the
+/// whole length then follow), so that no message grows with the data.
+pub(crate) fn preview(v: &Value) -> String {
+    let mut out = String::new();
+    if write_java(v, &mut out, PREVIEW_BYTES) {
+        return out;
+    }
+    let mut end = PREVIEW_BYTES.min(out.len());
+    while !out.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.truncate(end);
+    match v {
+        Value::String(s) => out.push_str(&format!("… ({} bytes)", s.len())),
+        _ => out.push('…'),
+    }
+    out
+}
+
+/// Text shown in a message, cut as [`preview`] cuts a value.
+pub(crate) fn preview_text(s: &str) -> String {
+    preview(&Value::string(s))
 }
 
 /// `Double.doubleToLongBits`: NaN is canonical.
@@ -151,16 +199,37 @@ pub(crate) fn to_bool(v: &Value) -> Res<bool> {
     }
 }
 
-/// `coerceToString`: null is `""`, an enum its name, anything else `toString()`.
-pub(crate) fn to_string(v: &Value) -> Cow<'_, str> {
+/// `coerceToString`: null is `""`, an enum its name, anything else `toString()`. Fails (with
+/// the budget's error) when the text of a list or a map would be longer than a rule may make.
+pub(crate) fn to_string(v: &Value) -> Res<Cow<'_, str>> {
     match v {
-        Value::Null => Cow::Borrowed(""),
+        Value::Null => Ok(Cow::Borrowed("")),
         other => java_to_string(other),
     }
 }
 
-/// Java's `String.valueOf(Object)`: like `toString()`, with null as `"null"`.
-pub(crate) fn java_to_string(v: &Value) -> Cow<'_, str> {
+/// Java's `String.valueOf(Object)`: like `toString()`, with null as `"null"`. Only lists and maps
+/// can be longer than [`MAX_STRING_BYTES`]; their text is built up to that length and no further.
+pub(crate) fn java_to_string(v: &Value) -> Res<Cow<'_, str>> {
+    match v {
+        Value::List(_) | Value::Map(_) => {
+            let mut out = String::new();
+            if write_java(v, &mut out, MAX_STRING_BYTES) {
+                Ok(Cow::Owned(out))
+            } else {
+                Err(budget::exceeded(format!(
+                    "the text of a {} would be longer than {MAX_STRING_BYTES} bytes, the most a string a rule makes may have",
+                    class_name(v)
+                ))
+                .into())
+            }
+        }
+        other => Ok(scalar_to_string(other)),
+    }
+}
+
+/// `String.valueOf` of anything but a list or a map (whose text is made by [`write_java`]).
+fn scalar_to_string(v: &Value) -> Cow<'_, str> {
     match v {
         Value::Null => Cow::Borrowed("null"),
         Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
@@ -169,19 +238,123 @@ pub(crate) fn java_to_string(v: &Value) -> Cow<'_, str> {
         Value::Double(d) => Cow::Owned(crate::java::double_to_string(*d)),
         Value::Char(c) => Cow::Owned(c.to_string()),
         Value::String(s) => Cow::Borrowed(s),
-        Value::List(items) => {
-            let inner: Vec<Cow<'_, str>> = items.iter().map(java_to_string).collect();
-            Cow::Owned(format!("[{}]", inner.join(", ")))
-        }
         // Java prints an array's identity hash, which nobody can depend on.
         Value::Array(_) => Cow::Borrowed("[Ljava.lang.String;@0"),
-        Value::Map(map) => {
-            let inner: Vec<String> = map.iter().map(|(k, v)| format!("{k}={}", java_to_string(v))).collect();
-            Cow::Owned(format!("{{{}}}", inner.join(", ")))
-        }
         Value::Version(v) => Cow::Owned(v.to_string()),
         Value::MaybeBool(m) => Cow::Borrowed(m.name()),
         Value::UserAgent(ua) => Cow::Borrowed(ua.user_agent_string()),
+        Value::List(_) | Value::Map(_) => Cow::Borrowed(""),
+    }
+}
+
+/// Appends `String.valueOf(v)` (`[a, b]`, `{k=v}` for lists and maps) to `out`, but never makes
+/// `out` longer than `limit` bytes plus one character: `false` when the text did not fit.
+pub(crate) fn write_java(v: &Value, out: &mut String, limit: usize) -> bool {
+    fn push(out: &mut String, text: &str, limit: usize) -> bool {
+        let room = limit.saturating_sub(out.len());
+        if text.len() <= room {
+            out.push_str(text);
+            return true;
+        }
+        let mut end = room;
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        out.push_str(&text[..end]);
+        false
+    }
+    match v {
+        Value::List(items) => {
+            if !push(out, "[", limit) {
+                return false;
+            }
+            for (i, item) in items.iter().enumerate() {
+                if (i > 0 && !push(out, ", ", limit)) || !write_java(item, out, limit) {
+                    return false;
+                }
+            }
+            push(out, "]", limit)
+        }
+        Value::Map(map) => {
+            if !push(out, "{", limit) {
+                return false;
+            }
+            for (i, (key, item)) in map.iter().enumerate() {
+                if (i > 0 && !push(out, ", ", limit))
+                    || !push(out, key, limit)
+                    || !push(out, "=", limit)
+                    || !write_java(item, out, limit)
+                {
+                    return false;
+                }
+            }
+            push(out, "}", limit)
+        }
+        other => push(out, &scalar_to_string(other), limit),
+    }
+}
+
+/// The steps of reading a value whole (printing it, or comparing it with `equals`): its bytes
+/// and items, counted no further than an evaluation may go.
+pub(crate) fn deep_steps(v: &Value) -> u64 {
+    fn walk(v: &Value, total: &mut u64) {
+        if *total > MAX_STEPS_PER_EVALUATION {
+            return;
+        }
+        match v {
+            Value::String(s) => *total += s.len() as u64,
+            Value::UserAgent(ua) => *total += ua.user_agent_string().len() as u64,
+            Value::List(items) | Value::Array(items) => {
+                for item in items.iter() {
+                    *total += 2;
+                    walk(item, total);
+                    if *total > MAX_STEPS_PER_EVALUATION {
+                        return;
+                    }
+                }
+            }
+            Value::Map(map) => {
+                for (key, item) in map.iter() {
+                    *total += 2 + key.len() as u64;
+                    walk(item, total);
+                    if *total > MAX_STEPS_PER_EVALUATION {
+                        return;
+                    }
+                }
+            }
+            _ => *total += 1,
+        }
+    }
+    let mut total = 0;
+    walk(v, &mut total);
+    total
+}
+
+/// The steps of reading a value's top level: a string's bytes, a collection's items.
+pub(crate) fn shallow_steps(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.len() as u64,
+        Value::List(items) | Value::Array(items) => items.len() as u64,
+        Value::Map(map) => map.len() as u64,
+        _ => 1,
+    }
+}
+
+/// The steps of comparing two values with `==` (`ordering` false) or `<` and the like: two
+/// strings are compared up to the shorter one's length (as UTF-16 for an ordering); a list or a
+/// map is printed or walked whole; anything else is parsed or read once.
+fn comparison_steps(a: &Value, b: &Value, ordering: bool) -> u64 {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => {
+            let bytes = x.len().min(y.len()) as u64;
+            1 + if ordering && !(x.is_ascii() && y.is_ascii()) { UTF16_STEPS_PER_BYTE * bytes } else { bytes }
+        }
+        _ if matches!(a, Value::List(_) | Value::Array(_) | Value::Map(_))
+            || matches!(b, Value::List(_) | Value::Array(_) | Value::Map(_)) =>
+        {
+            DEEP_STEPS_PER_BYTE * (deep_steps(a) + deep_steps(b))
+        }
+        _ => shallow_steps(a) + shallow_steps(b),
     }
 }
 
@@ -257,7 +430,7 @@ pub(crate) fn el_equals(a: &Value, b: &Value) -> Res<bool> {
         return Ok(to_maybe_bool(a)? == Some(*m));
     }
     if matches!(a, Value::String(_)) || matches!(b, Value::String(_)) {
-        return Ok(to_string(a) == to_string(b));
+        return Ok(to_string(a)? == to_string(b)?);
     }
     Ok(java_equals(a, b))
 }
@@ -309,7 +482,7 @@ pub(crate) fn el_compare(a: &Value, b: &Value) -> Res<Ordering> {
         return Ok(to_long(a)?.cmp(&to_long(b)?));
     }
     if matches!(a, Value::String(_)) || matches!(b, Value::String(_)) {
-        return Ok(java_string_compare(&to_string(a), &to_string(b)));
+        return Ok(java_string_compare(&to_string(a)?, &to_string(b)?));
     }
     if is_comparable(a) {
         if matches!(b, Value::Null) {
@@ -440,7 +613,7 @@ fn list_index(key: &Value) -> Res<i64> {
         Value::Bool(b) => Ok(i64::from(*b)),
         Value::String(s) => crate::java::parse_int(s)
             .map(i64::from)
-            .map_err(|_| err("coercion_error", format!("NumberFormatException: For input string: \"{s}\""))),
+            .map_err(|_| err("coercion_error", format!("NumberFormatException: For input string: \"{}\"", preview_text(s)))),
         other => Err(err("coercion_error", format!("cannot use {} as a list index", class_name(other)))),
     }
 }
@@ -457,15 +630,16 @@ fn property<'v>(base: &'v Value, key: &Value) -> Res<Got<'v>> {
             Ok(usize::try_from(i).ok().and_then(|i| items.get(i)).map_or(Got::New(Value::Null), Got::Ref))
         }
         Value::UserAgent(ua) => {
-            let name = to_string(key);
-            ua.property(&name).map(|p| Got::New(Value::from(p))).ok_or_else(|| property_not_found(base, &name))
+            let name = to_string(key)?;
+            ua.property(&name).map(|p| Got::New(Value::from(p))).ok_or_else(|| property_not_found(base, key))
         }
         Value::String(s) if matches!(key, Value::String(k) if &**k == "empty") => Ok(Got::New(Value::Bool(s.is_empty()))),
-        other => Err(property_not_found(other, &to_string(key))),
+        other => Err(property_not_found(other, key)),
     }
 }
 
-fn property_not_found(base: &Value, name: &str) -> RuleError {
+fn property_not_found(base: &Value, key: &Value) -> RuleError {
+    let name = if matches!(key, Value::Null) { String::new() } else { preview(key) };
     err("property_not_found", format!("property '{name}' not found on type {}", class_name(base)))
 }
 
@@ -477,8 +651,12 @@ fn property_not_found(base: &Value, name: &str) -> RuleError {
 pub(crate) fn top_level_index(base: &Node, key: &Node, env: &EvalEnv<'_>) -> Res<Option<bool>> {
     let base = eval(base, env)?;
     let key = eval(key, env)?;
+    env.budget.take(1 + shallow_steps(&key))?;
     match &*base {
-        Value::Null => Err(err("property_not_found", format!("Target Unreachable: the value before '{}' is null", to_string(&key)))),
+        Value::Null => {
+            let name = if matches!(*key, Value::Null) { String::new() } else { preview(&key) };
+            Err(err("property_not_found", format!("Target Unreachable: the value before '{name}' is null")))
+        }
         Value::Map(map) => {
             let found = match &*key {
                 Value::String(k) => map.get(&**k),
@@ -488,7 +666,7 @@ pub(crate) fn top_level_index(base: &Node, key: &Node, env: &EvalEnv<'_>) -> Res
                 Some(Value::Bool(b)) => Ok(Some(*b)),
                 None | Some(Value::Null) => Err(err(
                     "missing_map_key",
-                    format!("Received nested value which does not exist in context map: value {}", java_to_string(&key)),
+                    format!("Received nested value which does not exist in context map: value {}", preview(&key)),
                 )),
                 Some(other) => Err(err(
                     "not_boolean",
@@ -535,13 +713,15 @@ pub(crate) fn top_level_method(base: &Node, name: &str, env: &EvalEnv<'_>) -> Ru
 /// error when `a` is where the chain starts (Tomcat 7's `AstValue.getValue` on a null base).
 fn null_base(base: &Node, what: &str) -> Res<Cow<'static, Value>> {
     match base {
-        Node::Index(..) | Node::Method(..) => Ok(Cow::Owned(Value::Null)),
+        Node::Index(..) | Node::Method(..) | Node::MatchesMethod(..) => Ok(Cow::Owned(Value::Null)),
         _ => Err(err("property_not_found", format!("ELResolver did not handle type: null with property of '{what}'"))),
     }
 }
 
-/// Evaluates a node.
+/// Evaluates a node, one step of the budget for the node and more for what it reads.
 pub(crate) fn eval<'a>(node: &'a Node, env: &EvalEnv<'a>) -> Res<Cow<'a, Value>> {
+    let budget = &env.budget;
+    budget.take(NODE_STEPS)?;
     match node {
         Node::Const(v) => Ok(Cow::Borrowed(v)),
         Node::Slot(slot, name) => match env.context.get(*slot) {
@@ -557,7 +737,10 @@ pub(crate) fn eval<'a>(node: &'a Node, env: &EvalEnv<'a>) -> Res<Cow<'a, Value>>
             Ok(Cow::Owned(match op {
                 UnOp::Not => Value::Bool(!to_bool(&v)?),
                 UnOp::Empty => Value::Bool(is_empty(&v)),
-                UnOp::Neg => negate(&v)?,
+                UnOp::Neg => {
+                    budget.take(shallow_steps(&v))?;
+                    negate(&v)?
+                }
             }))
         }
         Node::Binary(op, a, b) => eval_binary(*op, a, b, env),
@@ -577,6 +760,7 @@ pub(crate) fn eval<'a>(node: &'a Node, env: &EvalEnv<'a>) -> Res<Cow<'a, Value>>
             if matches!(*key, Value::Null) {
                 return Ok(Cow::Owned(Value::Null));
             }
+            budget.take(shallow_steps(&key))?;
             lift(base, |b| property(b, &key))
         }
         Node::Method(base_node, name, args) => {
@@ -588,22 +772,35 @@ pub(crate) fn eval<'a>(node: &'a Node, env: &EvalEnv<'a>) -> Res<Cow<'a, Value>>
             for arg in args {
                 values.push(eval(arg, env)?);
             }
-            lift(base, |b| functions::call_method(b, name, &values))
+            lift(base, |b| functions::call_method(b, name, &values, budget))
         }
         Node::Call(func, args) => functions::call(*func, args, env),
         Node::Matches(value, regex) => {
             let v = eval(value, env)?;
-            Ok(Cow::Owned(Value::Bool(regex.is_match(&to_string(&v)))))
+            Ok(Cow::Owned(Value::Bool(regex.matches(&to_string(&v)?, budget)?)))
+        }
+        Node::MatchesMethod(base_node, regex) => {
+            let base = eval(base_node, env)?;
+            match (&*base, &**regex) {
+                (Value::Null, _) => null_base(base_node, "matches"),
+                (Value::String(s), Ok(regex)) => Ok(Cow::Owned(Value::Bool(regex.matches(s, budget)?))),
+                (Value::String(_), Err(reason)) => Err(functions::invalid_regex(reason)),
+                (other, _) => Err(functions::no_method(other, "matches", 1)),
+            }
         }
     }
 }
 
 fn eval_binary<'a>(op: BinOp, a: &'a Node, b: &'a Node, env: &EvalEnv<'a>) -> Res<Cow<'a, Value>> {
+    let budget: &Budget = &env.budget;
     let result = match op {
         BinOp::And => to_bool(&*eval(a, env)?)? && to_bool(&*eval(b, env)?)?,
         BinOp::Or => to_bool(&*eval(a, env)?)? || to_bool(&*eval(b, env)?)?,
-        BinOp::Eq => el_equals(&*eval(a, env)?, &*eval(b, env)?)?,
-        BinOp::Ne => !el_equals(&*eval(a, env)?, &*eval(b, env)?)?,
+        BinOp::Eq | BinOp::Ne => {
+            let (x, y) = (eval(a, env)?, eval(b, env)?);
+            budget.take(comparison_steps(&x, &y, false))?;
+            el_equals(&x, &y)? == (op == BinOp::Eq)
+        }
         BinOp::Lt | BinOp::Gt => {
             // AstLessThan/AstGreaterThan: a null left side is false before the right is evaluated.
             let x = eval(a, env)?;
@@ -614,6 +811,7 @@ fn eval_binary<'a>(op: BinOp, a: &'a Node, b: &'a Node, env: &EvalEnv<'a>) -> Re
             if matches!(*y, Value::Null) {
                 return Ok(Cow::Owned(Value::Bool(false)));
             }
+            budget.take(comparison_steps(&x, &y, true))?;
             let ord = el_compare(&x, &y)?;
             if op == BinOp::Lt {
                 ord == Ordering::Less
@@ -627,6 +825,7 @@ fn eval_binary<'a>(op: BinOp, a: &'a Node, b: &'a Node, env: &EvalEnv<'a>) -> Re
                 (Value::Null, Value::Null) => true,
                 (Value::Null, _) | (_, Value::Null) => false,
                 _ => {
+                    budget.take(comparison_steps(&x, &y, true))?;
                     let ord = el_compare(&x, &y)?;
                     if op == BinOp::Le {
                         ord != Ordering::Greater
@@ -637,7 +836,9 @@ fn eval_binary<'a>(op: BinOp, a: &'a Node, b: &'a Node, env: &EvalEnv<'a>) -> Re
             }
         }
         BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod => {
-            return Ok(Cow::Owned(arithmetic(op, &*eval(a, env)?, &*eval(b, env)?)?));
+            let (x, y) = (eval(a, env)?, eval(b, env)?);
+            budget.take(shallow_steps(&x) + shallow_steps(&y))?;
+            return Ok(Cow::Owned(arithmetic(op, &x, &y)?));
         }
     };
     Ok(Cow::Owned(Value::Bool(result)))

@@ -15,14 +15,19 @@ use std::sync::Arc;
 use crate::schema::ContextType;
 use crate::value::Value;
 
+pub mod budget;
 mod compile;
 mod env;
+mod growth;
 mod eval;
 mod functions;
 mod lexer;
 mod parser;
 
+pub use budget::Budget;
 pub use env::{CompileEnv, EvalEnv, RuleDiagnostic, RuleError, VariableInfo, VariableLookup, MAX_NESTING_DEPTH, MAX_RULE_LENGTH};
+pub use functions::MAX_DYNAMIC_PATTERN_BYTES;
+pub use growth::{MAX_GROWTH_FACTOR, TOO_COSTLY};
 pub use lexer::{is_variable_name, literal};
 
 use compile::{Compiler, StaticType};
@@ -74,10 +79,15 @@ impl Rule {
 
     /// Evaluates the rule for one request: a Boolean result is the answer, null is false, and
     /// anything else is an error (code `not_boolean`).
+    ///
+    /// Each call is one evaluation of `env`'s budget ([`budget`]): it fails with
+    /// `budget_exceeded` past [`budget::MAX_STEPS_PER_EVALUATION`] steps, or when the request's
+    /// rules have taken [`budget::MAX_STEPS_PER_REQUEST`] steps together.
     pub fn evaluate(&self, env: &EvalEnv<'_>) -> Result<bool, RuleError> {
         if let Some(answer) = self.shortcut(env) {
             return Ok(answer);
         }
+        env.budget.start_evaluation();
         self.evaluate_root(env)
     }
 
@@ -142,8 +152,10 @@ impl Rule {
                 }
                 _ => None,
             },
+            // Up to a few thousand items: a longer list goes the general way, which counts its
+            // items against the budget.
             Node::Call(functions::Func::Contains, args) => match (args.first(), args.get(1).and_then(slot)) {
-                (Some(Node::Const(Value::List(items))), Some(Value::String(s))) => {
+                (Some(Node::Const(Value::List(items))), Some(Value::String(s))) if items.len() <= budget::FREE_STEPS_PER_EVALUATION as usize => {
                     Some(items.iter().any(|item| matches!(item, Value::String(e) if e == s)))
                 }
                 _ => None,
@@ -184,7 +196,7 @@ pub fn compile(text: Option<&str>, env: &mut CompileEnv<'_>) -> Result<Compiled,
         return Ok(Compiled { rule: Rule::constant(false, text), warnings: vec![malformed(text)] });
     }
     let parts = parse_composite(text)?;
-    let mut compiler = Compiler { env, slots: Vec::new(), uses_missing_unit: false };
+    let mut compiler = Compiler { env, slots: Vec::new(), uses_missing_unit: false, constant_lengths: Default::default() };
     let mut compiled = Vec::new();
     for part in &parts {
         if let Part::Expr(expr) = part {
@@ -264,11 +276,17 @@ fn verify(rule: &Rule, slots: &[compile::SlotUse], span: (usize, usize)) -> Resu
             Value::Null
         });
     }
-    let env = EvalEnv { context: &context, missing_experimental_unit: false, now_millis: Some(0) };
+    let env = EvalEnv { context: &context, missing_experimental_unit: false, now_millis: Some(0), budget: Budget::new() };
     match rule.evaluate(&env) {
         // The type check comes before evaluation in Proctor and is never excused by an
         // uninstantiated variable (an IllegalArgumentException, not an ELException).
         Err(e) if TYPE_CHECK_CODES.contains(&e.code) => Err(RuleDiagnostic { code: e.code, message: e.message, span: Some(span) }),
+        // A rule that cannot finish within the budget even with empty values never will.
+        Err(e) if e.code == budget::BUDGET_EXCEEDED => Err(RuleDiagnostic {
+            code: TOO_COSTLY,
+            message: format!("the rule exceeds the evaluation budget even with empty context values: {}", e.message),
+            span: Some(span),
+        }),
         Err(e) if !uninstantiated => Err(RuleDiagnostic {
             code: "rule_error",
             message: format!("the rule fails when evaluated with empty values ({}): {}", e.code, e.message),
