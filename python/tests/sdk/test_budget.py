@@ -150,6 +150,7 @@ def test_the_server_refuses_the_geometric_rule_and_answers_around_the_runtime_fa
 
     # Locally, through the datafile the SDK downloads.
     sdk = make_sdk(avsb_server)
+    assert sdk.on_ready_sync(timeout=10)
     deadline = time.monotonic() + 10
     scope = sdk.for_user({"kind": "user", "key": "u1", "country": "a" * 600})
     while scope.get_bool_flag_details("budget-hog", None).error_code == "FLAG_NOT_FOUND" and time.monotonic() < deadline:
