@@ -3,9 +3,9 @@
 //! EL has no loops, but its string functions can make a string from strings: `fn:replace` of a
 //! value with itself squares its length, and nested calls compound, so a rule of a few hundred
 //! bytes can ask for gigabytes from a one-letter context value. Every evaluation therefore
-//! counts its work in **steps** — one per operator, call or property read, plus one per byte or
-//! item it reads or writes — and stops with a `budget_exceeded` error, before allocating, at the
-//! first of these limits:
+//! counts its work in **steps**, about a nanosecond of CPU each: sixteen per operator, call or
+//! property read, one or a few per byte or item it reads or writes (the weights below) — and
+//! stops with a `budget_exceeded` error, before allocating, at the first of these limits:
 //!
 //! * a string a rule makes is at most [`MAX_STRING_BYTES`] long, a list it makes (`fn:split`)
 //!   has at most [`MAX_COLLECTION_ITEMS`] items;
@@ -18,9 +18,10 @@
 //! A step costs about a nanosecond of CPU or less (measured on the fuzzing build, see
 //! `fuzz/README.md`), and no step allocates more than a byte, so an evaluation costs at most
 //! about 1 ms and 1 MB, and a request about 5 ms plus a couple of microseconds per test,
-//! whatever the rules and the request say. Real rules are far below: the commonest shapes take
-//! under a hundred steps, and no rule of `spec/` (Proctor's own tests among them) takes more than
-//! a few thousand (`tests/budget.rs` holds them to a hundredth of the limit).
+//! whatever the rules and the request say. Real rules are far below: the commonest shapes take a
+//! few hundred steps, every rule of `spec/` (Proctor's own tests among them) stays within the free
+//! allowance but one, which compiles a pattern taken from the request (about 20,000 steps, 2% of
+//! an evaluation's); `tests/budget.rs` holds them to that.
 //!
 //! The error leaves only its own test unassigned (`Reason::RuleError`, whose message names the
 //! limit); compile-time folding of constant subexpressions runs under the same budget and turns
@@ -134,8 +135,8 @@ impl Budget {
         self.request_left.set(left.saturating_sub(drawn));
         if used > MAX_STEPS_PER_EVALUATION {
             Err(exceeded(format!(
-                "the rule needs more than {MAX_STEPS_PER_EVALUATION} steps (a step is an operator, a call, or a byte \
-                 or item read or written), the limit of one evaluation"
+                "the rule needs more than {MAX_STEPS_PER_EVALUATION} steps (about a nanosecond each: operators, \
+                 calls, bytes and items read or written), the limit of one evaluation"
             )))
         } else {
             Err(exceeded(format!(
